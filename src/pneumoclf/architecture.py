@@ -1,0 +1,201 @@
+"""The convolutional network behind :class:`~pneumoclf.PneumoniaCNNClassifier`.
+
+Pure Keras: nothing here knows about scikit-learn. With its defaults,
+:func:`build_cnn` builds the reference network: three blocks of a 5x5
+convolution with 32 filters, ReLU and 2x2 max pooling, then a dense layer of
+128 ReLU units and one sigmoid output.
+"""
+
+import keras
+
+OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "adamw": keras.optimizers.AdamW,
+    "rmsprop": keras.optimizers.RMSprop,
+    "sgd": keras.optimizers.SGD,
+}
+
+
+def resolve_padding(input_shape, *, n_conv_blocks, kernel_size, padding="auto"):
+    """Choose the convolution padding for an input size.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        ``(height, width, channels)`` of one image.
+    n_conv_blocks : int
+        Number of convolution + pooling blocks.
+    kernel_size : int
+        Side of the square convolution kernels.
+    padding : {"auto", "valid", "same"}, default="auto"
+        ``"auto"`` means ``"valid"`` (as in the reference network) when the
+        image is large enough for every block to keep at least one pixel, and
+        ``"same"`` otherwise, so that small images and one-row tables still
+        pass through the network.
+
+    Returns
+    -------
+    str
+        ``"valid"`` or ``"same"``.
+    """
+    if padding != "auto":
+        return padding
+    fits = all(
+        _side_after_valid_blocks(side, n_conv_blocks, kernel_size) >= 1
+        for side in input_shape[:2]
+    )
+    return "valid" if fits else "same"
+
+
+def _side_after_valid_blocks(side, n_conv_blocks, kernel_size):
+    for _ in range(n_conv_blocks):
+        side = (side - kernel_size + 1) // 2
+        if side < 1:
+            return 0
+    return side
+
+
+def augmentation_layers(*, rotation=0.0, zoom=0.0, shift=0.0, contrast=0.0, seed=None):
+    """Random augmentation layers, active only while training.
+
+    Parameters
+    ----------
+    rotation : float, default=0.0
+        Largest rotation, as a fraction of a full turn (0.05 is 18 degrees).
+    zoom : float, default=0.0
+        Largest zoom in or out, as a fraction of the image side.
+    shift : float, default=0.0
+        Largest translation, as a fraction of the image side.
+    contrast : float, default=0.0
+        Largest contrast change factor, for images scaled to [0, 1].
+    seed : int or None, default=None
+        Seed of the random draws.
+
+    Returns
+    -------
+    list of keras.layers.Layer
+        The layers for the strengths that are not zero, in a fixed order.
+    """
+    layers = []
+    if rotation:
+        layers.append(
+            keras.layers.RandomRotation(rotation, fill_mode="constant", seed=seed)
+        )
+    if zoom:
+        layers.append(keras.layers.RandomZoom(zoom, fill_mode="constant", seed=seed))
+    if shift:
+        layers.append(
+            keras.layers.RandomTranslation(
+                shift, shift, fill_mode="constant", seed=seed
+            )
+        )
+    if contrast:
+        layers.append(
+            keras.layers.RandomContrast(contrast, value_range=(0, 1), seed=seed)
+        )
+    return layers
+
+
+def build_cnn(
+    input_shape=(64, 64, 1),
+    *,
+    n_conv_blocks=3,
+    filters=32,
+    kernel_size=5,
+    dense_units=128,
+    dropout=0.0,
+    batch_norm=False,
+    padding="auto",
+    rotation=0.0,
+    zoom=0.0,
+    shift=0.0,
+    contrast=0.0,
+    optimizer="adam",
+    learning_rate=1e-3,
+    seed=None,
+):
+    """Build and compile the pneumonia CNN.
+
+    Parameters
+    ----------
+    input_shape : tuple of int, default=(64, 64, 1)
+        ``(height, width, channels)`` of one image, pixels scaled to [0, 1].
+    n_conv_blocks : int, default=3
+        Number of blocks of convolution, ReLU and 2x2 max pooling.
+    filters : int, default=32
+        Filters of every convolution.
+    kernel_size : int, default=5
+        Side of the square convolution kernels.
+    dense_units : int, default=128
+        Units of the hidden dense layer.
+    dropout : float, default=0.0
+        Dropout rate between the hidden dense layer and the output.
+    batch_norm : bool, default=False
+        Whether each convolution is followed by batch normalisation.
+    padding : {"auto", "valid", "same"}, default="auto"
+        Convolution and pooling padding; see :func:`resolve_padding`.
+    rotation, zoom, shift, contrast : float, default=0.0
+        Augmentation strengths; see :func:`augmentation_layers`.
+    optimizer : {"adam", "adamw", "rmsprop", "sgd"}, default="adam"
+        Optimiser name.
+    learning_rate : float, default=1e-3
+        Initial learning rate.
+    seed : int or None, default=None
+        Seed of the augmentation and dropout layers.
+
+    Returns
+    -------
+    keras.Model
+        A model compiled with binary cross-entropy and an ``auc`` metric,
+        whose output is the probability of pneumonia, shape ``(n, 1)``.
+
+    Examples
+    --------
+    >>> from pneumoclf.architecture import build_cnn
+    >>> model = build_cnn((64, 64, 1))
+    >>> model.output_shape
+    (None, 1)
+    >>> [layer.name for layer in model.layers if "conv" in layer.name]
+    ['conv_1', 'conv_2', 'conv_3']
+    """
+    padding = resolve_padding(
+        input_shape,
+        n_conv_blocks=n_conv_blocks,
+        kernel_size=kernel_size,
+        padding=padding,
+    )
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = inputs
+    for layer in augmentation_layers(
+        rotation=rotation, zoom=zoom, shift=shift, contrast=contrast, seed=seed
+    ):
+        x = layer(x)
+    for block in range(1, n_conv_blocks + 1):
+        x = _conv_block(x, block, filters, kernel_size, padding, batch_norm)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(dense_units, activation="relu", name="dense")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, seed=seed, name="dropout")(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="pneumonia")(x)
+    model = keras.Model(inputs, outputs, name="pneumonia_cnn")
+    model.compile(
+        optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate),
+        loss="binary_crossentropy",
+        metrics=[keras.metrics.AUC(name="auc")],
+    )
+    return model
+
+
+def _conv_block(x, block, filters, kernel_size, padding, batch_norm):
+    conv = keras.layers.Conv2D(
+        filters,
+        kernel_size,
+        padding=padding,
+        use_bias=not batch_norm,
+        name=f"conv_{block}",
+    )
+    x = conv(x)
+    if batch_norm:
+        x = keras.layers.BatchNormalization(name=f"batch_norm_{block}")(x)
+    x = keras.layers.Activation("relu", name=f"relu_{block}")(x)
+    return keras.layers.MaxPooling2D(2, padding=padding, name=f"pool_{block}")(x)

@@ -1,0 +1,554 @@
+"""The scikit-learn face of the pneumonia CNN."""
+
+import warnings
+from numbers import Integral, Real
+
+import keras
+import numpy as np
+from scikeras.wrappers import KerasClassifier
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.model_selection import train_test_split
+from sklearn.utils import ClassifierTags, check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    check_array,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+
+from .architecture import OPTIMIZERS, build_cnn
+
+#: Smallest validation part, in images of each class, worth monitoring.
+MIN_VALIDATION_PER_CLASS = 2
+
+
+class PneumoniaCNNClassifier(KerasClassifier):
+    """Binary pneumonia classifier: a small CNN on grayscale chest X-rays.
+
+    A scikit-learn classifier built on scikeras' ``KerasClassifier``. Its
+    defaults build the reference network (three blocks of a 5x5 convolution
+    with 32 filters, ReLU and 2x2 max pooling; a dense layer of 128 ReLU units;
+    one sigmoid output; batch size 64), trained with mild augmentation and
+    early stopping on the AUC of a stratified validation part.
+
+    Parameters
+    ----------
+    n_conv_blocks : int, default=3
+        Number of convolution + ReLU + max-pooling blocks.
+    filters : int, default=32
+        Filters of every convolution.
+    kernel_size : int, default=5
+        Side of the square convolution kernels.
+    dense_units : int, default=128
+        Units of the hidden dense layer.
+    dropout : float, default=0.0
+        Dropout rate between the hidden dense layer and the output.
+    batch_norm : bool, default=False
+        Batch normalisation after each convolution.
+    padding : {"auto", "valid", "same"}, default="auto"
+        Convolution padding. ``"auto"`` is ``"valid"`` (the reference) when the
+        images are large enough, ``"same"`` for small images and tables.
+    optimizer : {"adam", "adamw", "rmsprop", "sgd"}, default="adam"
+        Optimiser.
+    learning_rate : float, default=1e-3
+        Initial learning rate.
+    lr_schedule : {"constant", "plateau"}, default="constant"
+        ``"plateau"`` divides the learning rate by 5 when the validation AUC
+        stalls for ``max(1, patience // 3)`` epochs.
+    batch_size : int, default=64
+        Images per gradient step.
+    epochs : int, default=50
+        Largest number of passes over the training images.
+    early_stopping : bool, default=True
+        Stop when the validation AUC has not improved for ``patience`` epochs
+        and restore the weights of the best epoch.
+    validation_fraction : float, default=0.1
+        Share of the training images held out, stratified by class, to monitor
+        the AUC (early stopping, learning-rate schedule) and to choose the
+        threshold when ``threshold="auto"``. Not used when neither needs it.
+    patience : int, default=10
+        Epochs without improvement of the validation AUC before stopping.
+    class_weight : {"balanced"}, dict or None, default=None
+        Weights of the classes in the loss, as in scikit-learn.
+    rotation : float, default=0.03
+        Largest random rotation while training, as a fraction of a full turn.
+    zoom : float, default=0.1
+        Largest random zoom while training, as a fraction of the image side.
+    shift : float, default=0.05
+        Largest random translation while training, as a fraction of the side.
+    contrast : float, default=0.1
+        Largest random contrast change while training.
+    threshold : float in [0, 1] or "auto", default=0.5
+        Decision threshold on the pneumonia probability used by :meth:`predict`.
+        A number can be changed with ``set_params`` after fitting, without
+        refitting. ``"auto"`` chooses it on the validation part with
+        :func:`pneumoclf.metrics.choose_threshold` (F2 with a specificity
+        guard, or the best specificity at ``target_recall``).
+    target_recall : float in (0, 1] or None, default=None
+        With ``threshold="auto"``, the recall the chosen threshold must reach.
+    callbacks : list of keras.callbacks.Callback or None, default=None
+        Extra Keras callbacks for training (for example Optuna pruning).
+    random_state : int, RandomState instance or None, default=None
+        Seeds weights, augmentation, shuffling and the validation split: the
+        same data gives the same predictions on a CPU.
+    verbose : int, default=0
+        0 is silent, 1 shows a progress bar, 2 one line per epoch.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (2,)
+        The two labels, sorted; ``classes_[1]`` is the pneumonia class.
+    model_ : keras.Model
+        The trained network.
+    history_ : dict of list
+        Loss and AUC per epoch (``val_*`` on the validation part).
+    image_shape_ : tuple of int
+        ``(height, width, channels)`` of the training images.
+    n_features_in_ : int
+        ``X.shape[1]`` in ``fit``: the number of columns of a table, the
+        height of images.
+    threshold_ : float
+        The threshold chosen in ``fit`` (``threshold`` itself when a number).
+    n_epochs_ : int
+        Epochs actually run.
+
+    Notes
+    -----
+    ``X`` may be ``(n, h, w, c)`` or ``(n, h, w)`` images scaled to [0, 1], as
+    :class:`~pneumoclf.ImageLoader` produces. A 2-D ``(n, k)`` table is read
+    as ``n`` images of one row of ``k`` pixels; to feed flattened square
+    images, reshape them to ``(n, h, w)`` first.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pneumoclf import PneumoniaCNNClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.random((40, 16, 16)).astype("float32")
+    >>> y = np.array(["NORMAL", "PNEUMONIA"] * 20)
+    >>> X[y == "PNEUMONIA", 4:12, 4:12] = 1.0
+    >>> clf = PneumoniaCNNClassifier(epochs=5, random_state=0).fit(X, y)
+    >>> clf.classes_
+    array(['NORMAL', 'PNEUMONIA'], dtype=object)
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 2)
+    """
+
+    _parameter_constraints: dict = {
+        "n_conv_blocks": [Interval(Integral, 1, None, closed="left")],
+        "filters": [Interval(Integral, 1, None, closed="left")],
+        "kernel_size": [Interval(Integral, 1, None, closed="left")],
+        "dense_units": [Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "batch_norm": ["boolean"],
+        "padding": [StrOptions({"auto", "valid", "same"})],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "lr_schedule": [StrOptions({"constant", "plateau"})],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+        "rotation": [Interval(Real, 0, 0.5, closed="both")],
+        "zoom": [Interval(Real, 0, 1, closed="left")],
+        "shift": [Interval(Real, 0, 1, closed="left")],
+        "contrast": [Interval(Real, 0, 1, closed="both")],
+        "threshold": [Interval(Real, 0, 1, closed="both"), StrOptions({"auto"})],
+        "target_recall": [Interval(Real, 0, 1, closed="right"), None],
+        "callbacks": [list, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    # scikeras settings that this class fixes rather than exposes.
+    model = None
+    build_fn = None
+    warm_start = False
+    loss = "binary_crossentropy"
+    metrics = None
+    validation_batch_size = None
+    validation_split = 0.0
+    shuffle = True
+    run_eagerly = False
+
+    def __init__(
+        self,
+        *,
+        n_conv_blocks=3,
+        filters=32,
+        kernel_size=5,
+        dense_units=128,
+        dropout=0.0,
+        batch_norm=False,
+        padding="auto",
+        optimizer="adam",
+        learning_rate=1e-3,
+        lr_schedule="constant",
+        batch_size=64,
+        epochs=50,
+        early_stopping=True,
+        validation_fraction=0.1,
+        patience=10,
+        class_weight=None,
+        rotation=0.03,
+        zoom=0.1,
+        shift=0.05,
+        contrast=0.1,
+        threshold=0.5,
+        target_recall=None,
+        callbacks=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_conv_blocks = n_conv_blocks
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.dense_units = dense_units
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.padding = padding
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.lr_schedule = lr_schedule
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.class_weight = class_weight
+        self.rotation = rotation
+        self.zoom = zoom
+        self.shift = shift
+        self.contrast = contrast
+        self.threshold = threshold
+        self.target_recall = target_recall
+        self.callbacks = callbacks
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # Every fit starts afresh (early stopping and the validation part would
+    # make epoch-by-epoch training ambiguous), so scikeras' partial_fit is hidden.
+    partial_fit = available_if(lambda self: False)(KerasClassifier.partial_fit)
+
+    # scikeras reads parameters from the instance dict and prints them one per
+    # line; scikit-learn's signature-based versions are the ones users expect.
+    _get_param_names = classmethod(BaseEstimator._get_param_names.__func__)
+    __repr__ = BaseEstimator.__repr__
+    score = ClassifierMixin.score
+
+    def __sklearn_tags__(self):
+        # scikeras lists ClassifierMixin after BaseEstimator, so the mixin's
+        # tags never apply: set the classifier tags here.
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "classifier"
+        tags.classifier_tags = ClassifierTags(multi_class=False, poor_score=True)
+        tags.target_tags.required = True
+        tags.input_tags.allow_nan = False
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Train the network on images and their labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, h, w, c), (n, h, w) or (n, k)
+            Images scaled to [0, 1]; see the class notes for 2-D input.
+        y : array-like of shape (n,)
+            Two labels, e.g. 0/1 or "NORMAL"/"PNEUMONIA"; the greater one is
+            the pneumonia class.
+        sample_weight : array-like of shape (n,), default=None
+            Weights of the images in the loss.
+
+        Returns
+        -------
+        self : PneumoniaCNNClassifier
+            The fitted classifier.
+        """
+        if sample_weight is not None:
+            # scikeras multiplies class weights into sample_weight in place.
+            sample_weight = np.array(sample_weight, dtype=np.float64)
+        self._seed = self._draw_seed()
+        with _seeded(self._seed):
+            super().fit(X, y, sample_weight=sample_weight)
+        return self
+
+    def predict_proba(self, X):
+        """Probabilities of the two classes.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, h, w, c), (n, h, w) or (n, k)
+            Images of the shape used in ``fit``.
+
+        Returns
+        -------
+        ndarray of shape (n, 2)
+            Column 1 is the probability of pneumonia (``classes_[1]``).
+        """
+        check_is_fitted(self)
+        X = self._validate_images(X)
+        pneumonia = self.model_.predict(X, batch_size=self.batch_size, verbose=0)
+        pneumonia = pneumonia.reshape(-1).astype(np.float64)
+        return np.column_stack([1.0 - pneumonia, pneumonia])
+
+    def predict(self, X):
+        """Labels at the decision threshold.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, h, w, c), (n, h, w) or (n, k)
+            Images of the shape used in ``fit``.
+
+        Returns
+        -------
+        ndarray of shape (n,)
+            ``classes_[1]`` where the pneumonia probability reaches the
+            threshold, ``classes_[0]`` elsewhere.
+        """
+        pneumonia = self.predict_proba(X)[:, 1]
+        return self.classes_[(pneumonia >= self.decision_threshold()).astype(int)]
+
+    def decision_threshold(self):
+        """The threshold :meth:`predict` applies now.
+
+        Returns
+        -------
+        float
+            ``threshold`` when it is a number, else the one chosen in ``fit``.
+        """
+        if self.threshold == "auto":
+            check_is_fitted(self)
+            return self.threshold_
+        return float(self.threshold)
+
+    # --- scikeras hooks -------------------------------------------------
+
+    def _validate_data(self, X=None, y=None, reset=False, y_numeric=False):
+        # scikeras calls this once per fit, with X and y and reset=True.
+        X, y = validate_data(
+            self, X, _binary_target(y), reset=True, allow_nd=True, dtype=np.float32
+        )
+        X = _image_batch(X)
+        self.image_shape_ = X.shape[1:]
+        return X, y
+
+    def _keras_build_fn(self):
+        return build_cnn(
+            self.image_shape_,
+            n_conv_blocks=self.n_conv_blocks,
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            dense_units=self.dense_units,
+            dropout=self.dropout,
+            batch_norm=self.batch_norm,
+            padding=self.padding,
+            rotation=self.rotation,
+            zoom=self.zoom,
+            shift=self.shift,
+            contrast=self.contrast,
+            optimizer=self.optimizer,
+            learning_rate=self.learning_rate,
+            seed=self._seed,
+        )
+
+    def _initialize_callbacks(self):
+        # Callbacks are assembled per fit in _fit_keras_model.
+        pass
+
+    def _fit_keras_model(self, X, y, sample_weight, warm_start, epochs, initial_epoch):
+        train, validation = self._validation_split(y)
+        fit_weight = None if sample_weight is None else sample_weight[train]
+        validation_data = None
+        if validation is not None:
+            validation_data = (X[validation], y[validation])
+        history = self.model_.fit(
+            X[train],
+            y[train],
+            sample_weight=fit_weight,
+            validation_data=validation_data,
+            batch_size=self.batch_size,
+            epochs=epochs,
+            shuffle=True,
+            callbacks=self._training_callbacks(monitored=validation is not None),
+            verbose=self.verbose,
+        )
+        self.history_ = {name: list(values) for name, values in history.history.items()}
+        self.n_epochs_ = len(history.epoch)
+        self.threshold_ = self._fitted_threshold(X, y, validation)
+
+    # --- helpers --------------------------------------------------------
+
+    def _draw_seed(self):
+        if self.random_state is None:
+            return None
+        if isinstance(self.random_state, Integral):
+            return int(self.random_state)
+        return int(check_random_state(self.random_state).randint(2**31 - 1))
+
+    def _validation_split(self, y):
+        """Indices of the training and (stratified) validation parts."""
+        everything = np.arange(len(y))
+        if not self._needs_validation():
+            return everything, None
+        n_validation = round(self.validation_fraction * len(y))
+        labels, counts = np.unique(y, return_counts=True)
+        if (
+            n_validation < 2 * len(labels)
+            or counts.min() < 2 * MIN_VALIDATION_PER_CLASS
+        ):
+            warnings.warn(
+                f"{len(y)} training images are too few to hold out a validation "
+                f"part of {self.validation_fraction:.0%} with every class in it; "
+                "training on all of them without early stopping or threshold choice.",
+                UserWarning,
+                stacklevel=4,
+            )
+            return everything, None
+        return train_test_split(
+            everything,
+            test_size=n_validation,
+            stratify=y.reshape(-1),
+            random_state=self._seed,
+        )
+
+    def _needs_validation(self):
+        return (
+            self.early_stopping
+            or self.lr_schedule == "plateau"
+            or self.threshold == "auto"
+        )
+
+    def _training_callbacks(self, *, monitored):
+        callbacks = list(self.callbacks or [])
+        if monitored and self.early_stopping:
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor="val_auc",
+                    mode="max",
+                    patience=self.patience,
+                    restore_best_weights=True,
+                )
+            )
+        if monitored and self.lr_schedule == "plateau":
+            callbacks.append(
+                keras.callbacks.ReduceLROnPlateau(
+                    monitor="val_auc",
+                    mode="max",
+                    factor=0.2,
+                    patience=max(1, self.patience // 3),
+                )
+            )
+        return callbacks
+
+    def _fitted_threshold(self, X, y, validation):
+        if self.threshold != "auto":
+            return float(self.threshold)
+        if validation is None:
+            warnings.warn(
+                "No validation part to choose the threshold on; using 0.5.",
+                UserWarning,
+                stacklevel=4,
+            )
+            return 0.5
+        from .metrics import choose_threshold
+
+        scores = self.model_.predict(
+            X[validation], batch_size=self.batch_size, verbose=0
+        )
+        return float(
+            choose_threshold(
+                y[validation].reshape(-1),
+                scores.reshape(-1),
+                min_recall=self.target_recall,
+            )
+        )
+
+    def _validate_images(self, X):
+        X = check_array(X, allow_nd=True, dtype=np.float32, input_name="X")
+        _check_image_shape(X.shape, self.image_shape_, type(self).__name__)
+        validate_data(self, X, reset=False, skip_check_array=True)
+        return _image_batch(X)
+
+
+class _seeded:
+    """Seed Python, NumPy and Keras for a fit, then restore the global RNGs."""
+
+    def __init__(self, seed):
+        self.seed = seed
+
+    def __enter__(self):
+        if self.seed is None:
+            return
+        import random
+
+        self._python_state = random.getstate()
+        self._numpy_state = np.random.get_state()  # noqa: NPY002
+        keras.utils.set_random_seed(self.seed)
+
+    def __exit__(self, *exc_info):
+        if self.seed is None:
+            return
+        import random
+
+        random.setstate(self._python_state)
+        np.random.set_state(self._numpy_state)  # noqa: NPY002
+
+
+def _binary_target(y):
+    """Check that ``y`` holds exactly two classes."""
+    y = column_or_1d(y, warn=True)
+    check_classification_targets(y)
+    classes = np.unique(y)
+    if len(classes) > 2:
+        raise ValueError(
+            "Only binary classification is supported: PneumoniaCNNClassifier tells "
+            f"NORMAL from PNEUMONIA, but y holds {len(classes)} classes: "
+            f"{classes.tolist()[:10]}."
+        )
+    if len(classes) < 2:
+        raise ValueError(
+            f"y holds one class only ({classes.tolist()}); PneumoniaCNNClassifier "
+            "needs examples of both classes to train."
+        )
+    return y
+
+
+def _image_batch(X):
+    """View a validated array as ``(n, h, w, c)`` images."""
+    if X.ndim == 2:
+        return X[:, np.newaxis, :, np.newaxis]
+    if X.ndim == 3:
+        return X[..., np.newaxis]
+    if X.ndim == 4:
+        return X
+    raise ValueError(
+        f"Expected images of shape (n, h, w, c) or (n, h, w), or a 2-D table; "
+        f"got an array with {X.ndim} dimensions, shape {X.shape}."
+    )
+
+
+def _check_image_shape(shape, expected, name):
+    if len(shape) not in (2, 3, 4):
+        return  # _image_batch reports the rank
+    image_shape = _image_batch(np.empty((0, *shape[1:]))).shape[1:]
+    if image_shape == tuple(expected):
+        return
+    if len(shape) == 2 and expected[0] == 1:
+        raise ValueError(
+            f"X has {shape[1]} features, but {name} is expecting {expected[1]} "
+            "features as input."
+        )
+    h, w, c = expected
+    raise ValueError(
+        f"Images of shape {image_shape[0]}x{image_shape[1]}x{image_shape[2]} "
+        f"(height x width x channels) do not match the {h}x{w}x{c} images this "
+        f"{name} was fitted on; load them with the same image size (for example "
+        f"ImageLoader(image_size=({h}, {w})))."
+    )

@@ -1,0 +1,216 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pneumoclf.datasets import load_chest_xray, load_sample, patient_id
+
+
+def _write_image(path, suffix_format="JPEG"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("L", (16, 16), color=128).save(path, format=suffix_format)
+
+
+def _write_split(folder, normal, pneumonia):
+    for name in normal:
+        _write_image(folder / "NORMAL" / name)
+    for name in pneumonia:
+        _write_image(folder / "PNEUMONIA" / name)
+
+
+@pytest.fixture
+def standard_root(tmp_path):
+    root = tmp_path / "chest_xray"
+    _write_split(
+        root / "train",
+        normal=["IM-0115-0001.jpeg", "IM-0115-0002.jpeg"],
+        pneumonia=["person1_bacteria_1.jpeg", "person1_virus_2.jpeg"],
+    )
+    _write_split(
+        root / "test",
+        normal=["NORMAL2-IM-1427-0001.jpeg"],
+        pneumonia=["person9_bacteria_9.jpeg"],
+    )
+    return root
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("person1000_bacteria_2931.jpeg", "person1000"),
+        ("person1000_virus_1681.jpeg", "person1000"),
+        ("person447_virus_921_1.jpeg", "person447"),
+        ("IM-0115-0001.jpeg", "IM-0115"),
+        ("IM-0429-0001-0002.jpeg", "IM-0429"),
+        ("NORMAL2-IM-1427-0001.jpeg", "NORMAL2-IM-1427"),
+        ("NORMAL2-IM-0395-0001-0001.png", "NORMAL2-IM-0395"),
+        ("scan_42.png", "scan_42"),
+        ("IM-.jpeg", "IM-"),
+        ("personX_bacteria_1.jpeg", "personX_bacteria_1"),
+    ],
+)
+def test_patient_id_naming_patterns(name, expected):
+    assert patient_id(name) == expected
+    assert patient_id(f"some/folder/{name}") == expected
+    assert patient_id(Path("some") / "folder" / name) == expected
+
+
+def test_load_chest_xray_standard_layout(standard_root):
+    data = load_chest_xray(standard_root)
+
+    names = [Path(path).name for path in data.paths]
+    assert names == [
+        "NORMAL2-IM-1427-0001.jpeg",
+        "person9_bacteria_9.jpeg",
+        "IM-0115-0001.jpeg",
+        "IM-0115-0002.jpeg",
+        "person1_bacteria_1.jpeg",
+        "person1_virus_2.jpeg",
+    ]
+    assert data.split.tolist() == ["test"] * 2 + ["train"] * 4
+    assert data.target.tolist() == [0, 1, 0, 0, 1, 1]
+    assert data.target.dtype.kind == "i"
+    assert data.target_names.tolist() == ["NORMAL", "PNEUMONIA"]
+    assert data.groups.tolist() == [
+        "NORMAL2-IM-1427",
+        "person9",
+        "IM-0115",
+        "IM-0115",
+        "person1",
+        "person1",
+    ]
+    assert all(Path(path).is_file() for path in data.paths)
+    assert all(str(path).startswith(str(standard_root)) for path in data.paths)
+
+
+def test_load_chest_xray_single_split_layout(standard_root):
+    data = load_chest_xray(standard_root / "train")
+
+    assert len(data.paths) == 4
+    assert data.split.tolist() == [""] * 4
+    assert data.target.tolist() == [0, 0, 1, 1]
+
+
+def test_load_chest_xray_accepts_str_and_is_repeatable(standard_root):
+    first = load_chest_xray(str(standard_root))
+    second = load_chest_xray(standard_root)
+    for key in ("paths", "target", "groups", "split"):
+        np.testing.assert_array_equal(first[key], second[key])
+
+
+def test_load_chest_xray_ignores_non_images_and_hidden_files(standard_root):
+    normal = standard_root / "train" / "NORMAL"
+    (normal / "notes.txt").write_text("not an image")
+    (normal / "Thumbs.db").write_bytes(b"\0")
+    (normal / "scan.dcm").write_bytes(b"\0")
+    _write_image(normal / ".hidden.jpeg")
+    _write_image(normal / "nested" / "IM-0999-0001.jpeg")
+    _write_image(normal / "IM-0200-0001.PNG", suffix_format="PNG")
+    _write_image(normal / "IM-0201-0001.JPG")
+    _write_image(standard_root / ".cache" / "NORMAL" / "IM-0300-0001.jpeg")
+    (standard_root / "docs").mkdir()
+
+    data = load_chest_xray(standard_root)
+
+    names = {Path(path).name for path in data.paths}
+    assert len(data.paths) == 8
+    assert {"IM-0200-0001.PNG", "IM-0201-0001.JPG"} <= names
+    assert names.isdisjoint(
+        {"notes.txt", "Thumbs.db", "scan.dcm", ".hidden.jpeg", "IM-0999-0001.jpeg"}
+    )
+    assert set(data.split) == {"train", "test"}
+
+
+def test_load_chest_xray_class_folders_ignore_case(tmp_path):
+    _write_image(tmp_path / "val" / "normal" / "IM-0001-0001.jpeg")
+    _write_image(tmp_path / "val" / "Pneumonia" / "person2_virus_3.jpeg")
+
+    data = load_chest_xray(tmp_path)
+
+    assert data.target.tolist() == [0, 1]
+    assert data.split.tolist() == ["val", "val"]
+
+
+def test_load_chest_xray_allows_a_missing_class_folder(tmp_path):
+    _write_image(tmp_path / "PNEUMONIA" / "person2_virus_3.jpeg")
+
+    data = load_chest_xray(tmp_path)
+
+    assert data.target.tolist() == [1]
+
+
+def test_load_chest_xray_missing_root(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_chest_xray(tmp_path / "absent")
+
+
+def test_load_chest_xray_root_is_a_file(tmp_path):
+    file = tmp_path / "image.jpeg"
+    _write_image(file)
+    with pytest.raises(NotADirectoryError, match="Not a directory"):
+        load_chest_xray(file)
+
+
+def test_load_chest_xray_root_without_either_layout(tmp_path):
+    (tmp_path / "train" / "cats").mkdir(parents=True)
+    with pytest.raises(ValueError, match="holds neither NORMAL/ and PNEUMONIA/"):
+        load_chest_xray(tmp_path)
+
+
+def test_load_chest_xray_empty_class_folder_is_named(standard_root):
+    empty = standard_root / "test" / "PNEUMONIA"
+    for image in empty.iterdir():
+        image.unlink()
+    (empty / "readme.txt").write_text("no images here")
+
+    with pytest.raises(ValueError, match=r"test[/\\]PNEUMONIA holds no image files"):
+        load_chest_xray(standard_root)
+
+
+def test_load_chest_xray_mixed_layouts_are_ambiguous(standard_root):
+    _write_image(standard_root / "NORMAL" / "IM-0500-0001.jpeg")
+    with pytest.raises(ValueError, match="both class folders and split folders"):
+        load_chest_xray(standard_root)
+
+
+def test_load_chest_xray_class_folders_differing_by_case(tmp_path):
+    _write_image(tmp_path / "NORMAL" / "IM-0001-0001.jpeg")
+    _write_image(tmp_path / "normal" / "IM-0002-0001.jpeg")
+    if len(list(tmp_path.iterdir())) < 2:
+        pytest.skip("case-insensitive file system")
+    with pytest.raises(ValueError, match="two NORMAL folders"):
+        load_chest_xray(tmp_path)
+
+
+def test_load_sample_is_a_small_patient_distinct_real_sample():
+    data = load_sample()
+
+    assert len(data.paths) >= 150
+    counts = np.bincount(data.target, minlength=2)
+    assert counts.min() >= 0.4 * counts.sum()
+    assert data.target_names.tolist() == ["NORMAL", "PNEUMONIA"]
+    assert len(set(data.groups)) == len(data.paths)
+    assert set(data.split) == {""}
+    files = [Path(path) for path in data.paths]
+    assert all(file.is_file() for file in files)
+    assert sum(file.stat().st_size for file in files) <= 3.2e6
+
+
+def test_load_sample_images_are_224_pixel_chest_xrays():
+    data = load_sample()
+    with Image.open(data.paths[0]) as image:
+        assert image.size == (224, 224)
+        pixels = np.asarray(image.convert("RGB"))
+    np.testing.assert_array_equal(pixels[..., 0], pixels[..., 1])
+    assert pixels.std() > 10
+
+
+def test_load_sample_ships_its_license():
+    sample_root = Path(load_sample().paths[0]).parents[1]
+    license_text = (sample_root / "LICENSE.md").read_text()
+
+    assert "CC BY 4.0" in license_text
+    assert "10.17632/rscbjbr9sj.2" in license_text
+    listing = (sample_root / "README.md").read_text()
+    assert all(Path(path).name in listing for path in load_sample().paths)

@@ -1,0 +1,518 @@
+import json
+import math
+import pickle
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import fbeta_score, recall_score
+from sklearn.model_selection import (
+    GridSearchCV,
+    TunedThresholdClassifierCV,
+    cross_validate,
+)
+
+from pneumoclf.metrics import (
+    choose_threshold,
+    clinical_report,
+    format_clinical_report,
+    make_recall_weighted_scorer,
+    make_specificity_at_recall_scorer,
+    recall_weighted_score,
+    specificity_at_recall_score,
+    specificity_score,
+)
+
+# 3 normal, 5 pneumonia; predictions: 1 false alarm, 1 missed pneumonia.
+Y_TRUE = np.array([0, 0, 0, 1, 1, 1, 1, 1])
+Y_PRED = np.array([0, 0, 1, 0, 1, 1, 1, 1])
+Y_SCORE = np.array([0.1, 0.3, 0.6, 0.4, 0.5, 0.7, 0.8, 0.9])
+
+LABEL_KINDS = {
+    "int": (0, 1),
+    "bool": (False, True),
+    "str": ("NORMAL", "PNEUMONIA"),
+}
+
+
+def as_labels(mask, kind):
+    negative, positive = LABEL_KINDS[kind]
+    return np.where(np.asarray(mask, dtype=bool), positive, negative).tolist()
+
+
+def predict_at(y_score, threshold):
+    return (np.asarray(y_score) >= threshold).astype(int)
+
+
+# ------------------------------------------------------------------ plain metrics
+
+
+@pytest.mark.parametrize("kind", LABEL_KINDS)
+def test_specificity_score_by_hand(kind):
+    y_true, y_pred = as_labels(Y_TRUE, kind), as_labels(Y_PRED, kind)
+    assert specificity_score(y_true, y_pred) == pytest.approx(2 / 3)
+
+
+def test_specificity_score_explicit_pos_label_swaps_the_classes():
+    # with 0 as the positive class, specificity is the recall of label 1
+    assert specificity_score(Y_TRUE, Y_PRED, pos_label=0) == pytest.approx(4 / 5)
+
+
+@pytest.mark.parametrize("kind", LABEL_KINDS)
+def test_recall_weighted_score_by_hand(kind):
+    # tp=4, fp=1, fn=1: F2 = 5*4 / (4*5 + 5) = 0.8; specificity 2/3 passes 0.5
+    y_true, y_pred = as_labels(Y_TRUE, kind), as_labels(Y_PRED, kind)
+    assert recall_weighted_score(y_true, y_pred) == pytest.approx(0.8)
+    assert recall_weighted_score(y_true, y_pred) == pytest.approx(
+        fbeta_score(Y_TRUE, Y_PRED, beta=2)
+    )
+
+
+def test_recall_weighted_score_beta_one_is_f1():
+    assert recall_weighted_score(Y_TRUE, Y_PRED, beta=1) == pytest.approx(0.8)
+    y_pred = [0, 0, 0, 0, 0, 1, 1, 1]  # tp=3, fp=0, fn=2
+    assert recall_weighted_score(Y_TRUE, y_pred, beta=1) == pytest.approx(0.75)
+    assert recall_weighted_score(Y_TRUE, y_pred, beta=3) == pytest.approx(
+        10 * 3 / (10 * 3 + 9 * 2)
+    )
+
+
+def test_recall_weighted_score_penalises_low_specificity():
+    y_pred = [0, 1, 1, 1, 1, 1, 1, 1]  # specificity 1/3 < 0.5
+    assert recall_weighted_score(Y_TRUE, y_pred) == pytest.approx(1 / 3 - 0.5)
+    assert recall_weighted_score(Y_TRUE, y_pred, min_specificity=0.3) > 0
+
+
+def test_always_pneumonia_wins_plain_f2_but_loses_with_the_guard():
+    # 74% prevalence: F2 of "always pneumonia" is 5p / (4p + 1)
+    y_true = np.r_[np.zeros(26, int), np.ones(74, int)]
+    always = np.ones(100, int)
+    assert recall_weighted_score(y_true, always, min_specificity=0) == pytest.approx(
+        5 * 0.74 / (4 * 0.74 + 1)
+    )
+    assert recall_weighted_score(y_true, always) == pytest.approx(-0.5)
+    # a sensible classifier: misses 4 pneumonias, 8 false alarms
+    sensible = y_true.copy()
+    sensible[:8] = 1
+    sensible[26:30] = 0
+    assert recall_weighted_score(y_true, sensible) > recall_weighted_score(
+        y_true, always
+    )
+
+
+def test_specificity_at_recall_score_by_hand():
+    # recall 4/5 = 0.8, specificity 2/3
+    assert specificity_at_recall_score(Y_TRUE, Y_PRED, min_recall=0.8) == (
+        pytest.approx(2 / 3)
+    )
+    assert specificity_at_recall_score(Y_TRUE, Y_PRED, min_recall=0.9) == (
+        pytest.approx(0.8 - 1)
+    )
+    # among failures the higher recall ranks higher
+    worse = [0, 0, 0, 0, 0, 1, 1, 1]
+    assert specificity_at_recall_score(
+        Y_TRUE, worse, min_recall=0.9
+    ) < specificity_at_recall_score(Y_TRUE, Y_PRED, min_recall=0.9)
+
+
+def test_scores_with_a_single_class_count_missing_cases_as_perfect():
+    # no normal case: no false alarm is possible, specificity counts as 1
+    assert recall_weighted_score([1, 1, 1], [1, 1, 1]) == 1.0
+    # no pneumonia: recall counts as 1, the score is the specificity
+    assert specificity_at_recall_score(["NORMAL"] * 2, ["NORMAL", "PNEUMONIA"]) == 0.5
+    assert recall_weighted_score([False, False], [False, False]) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("y_true", "y_pred", "kwargs", "message"),
+    [
+        ([0, 1, 2], [0, 1, 2], {}, "3 distinct labels"),
+        ([0, 1], [0, 1], {"pos_label": 2}, "pos_label=2"),
+        ([5, 5], [5, 5], {}, "single label 5"),
+        ([0, 1], [0, 1, 1], {}, "inconsistent numbers"),
+        ([], [], {}, "empty"),
+        ([0, 1], [0, 1], {"beta": 0}, "beta"),
+        ([0, 1], [0, 1], {"min_specificity": 1.5}, "min_specificity"),
+    ],
+)
+def test_recall_weighted_score_rejects_bad_input(y_true, y_pred, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        recall_weighted_score(y_true, y_pred, **kwargs)
+
+
+def test_single_unknown_label_works_with_explicit_pos_label():
+    assert recall_weighted_score([5, 5], [5, 5], pos_label=5) == 1.0
+
+
+# ------------------------------------------------------------- choose_threshold
+
+
+def test_choose_threshold_by_hand():
+    # thresholds, (tp, fp): .9 (1,0) .8 (2,0) .7 (3,0) .6 (3,1) .5 (4,1) .4 (5,1)
+    # .3 (5,2) .1 (5,3); F2 = 5 tp / (20 + tp + fp), specificity (3 - fp) / 3
+    # .4 -> 25/26 with specificity 2/3; .3 fails the specificity guard
+    assert choose_threshold(Y_TRUE, Y_SCORE) == 0.4
+    assert choose_threshold(Y_TRUE, Y_SCORE, min_specificity=0.9) == 0.7
+    # recall >= 0.8 is first reached at 0.5 (specificity 2/3); 0.6 has recall 3/5
+    assert choose_threshold(Y_TRUE, Y_SCORE, min_recall=0.8) == 0.5
+    assert choose_threshold(Y_TRUE, Y_SCORE, min_recall=0.6) == 0.7
+    assert choose_threshold(Y_TRUE, Y_SCORE, min_recall=1.0) == 0.4
+
+
+@pytest.mark.parametrize("kind", LABEL_KINDS)
+def test_choose_threshold_accepts_every_label_kind(kind):
+    assert choose_threshold(as_labels(Y_TRUE, kind), Y_SCORE) == 0.4
+
+
+def test_choose_threshold_breaks_ties_towards_the_highest_threshold():
+    # with min_recall=0.5 every threshold from 0.8 down keeps specificity 1
+    y_true = [0, 1, 1, 1, 1]
+    y_score = [0.1, 0.5, 0.6, 0.8, 0.9]
+    assert choose_threshold(y_true, y_score, min_recall=0.5) == 0.8
+
+
+def test_choose_threshold_is_consistent_with_the_scorers():
+    rng = np.random.default_rng(0)
+    y_true = rng.random(300) < 0.74
+    y_score = np.clip(0.35 * y_true + rng.random(300) * 0.65, 0, 1)
+    X = y_score.reshape(-1, 1)
+
+    class Thresholded(ClassifierMixin, BaseEstimator):
+        """Classifier whose single feature is the score: predicts X >= threshold."""
+
+        def __init__(self, threshold):
+            self.threshold = threshold
+            self.classes_ = np.array([False, True])
+
+        def predict(self, X):
+            return X[:, 0] >= self.threshold
+
+    for kwargs, scorer in [
+        ({}, make_recall_weighted_scorer()),
+        ({"min_recall": 0.95}, make_specificity_at_recall_scorer(0.95)),
+    ]:
+        best = choose_threshold(y_true, y_score, **kwargs)
+        all_scores = [scorer(Thresholded(t), X, y_true) for t in np.unique(y_score)]
+        assert scorer(Thresholded(best), X, y_true) == max(all_scores)
+
+
+# --------------------------------------------------------------- clinical report
+
+
+def test_clinical_report_by_hand():
+    report = clinical_report(Y_TRUE, Y_SCORE, threshold=0.5)
+    assert report == pytest.approx(
+        {
+            "n": 8,
+            "prevalence": 5 / 8,
+            "threshold": 0.5,
+            "roc_auc": 13 / 15,  # the normal 0.6 outranks the pneumonias 0.4, 0.5
+            "recall": 4 / 5,
+            "specificity": 2 / 3,
+            "precision": 4 / 5,
+            "f2": 0.8,
+            "accuracy": 6 / 8,
+            "fp_rate": 1 / 8,
+            "fn_rate": 1 / 8,
+            "tp": 4,
+            "fp": 1,
+            "tn": 2,
+            "fn": 1,
+        }
+    )
+    assert [type(value) for value in report.values()] == [
+        int,
+        *[float] * 10,
+        *[int] * 4,
+    ]
+    json.dumps(report, allow_nan=False)
+
+
+def test_clinical_report_with_string_labels_and_explicit_pos_label():
+    y_true = as_labels(Y_TRUE, "str")
+    by_default = clinical_report(y_true, Y_SCORE)
+    explicit = clinical_report(y_true, Y_SCORE, pos_label="PNEUMONIA")
+    assert by_default == explicit
+
+
+def test_clinical_report_single_class_gives_nan_where_undefined():
+    report = clinical_report(["PNEUMONIA"] * 3, [0.2, 0.6, 0.9])
+    assert math.isnan(report["roc_auc"])
+    assert math.isnan(report["specificity"])
+    assert report["recall"] == pytest.approx(2 / 3)
+    assert report["fn"] == 1
+
+    report = clinical_report([0, 0, 0], [0.1, 0.2, 0.3])
+    assert math.isnan(report["recall"])
+    assert math.isnan(report["f2"])
+    assert report["specificity"] == 1.0
+    assert report["precision"] == 0.0
+
+
+def test_clinical_report_nothing_predicted_positive_has_zero_precision(recwarn):
+    report = clinical_report([0, 1, 1], [0.1, 0.2, 0.3], threshold=0.9)
+    assert report["precision"] == 0.0
+    assert report["recall"] == 0.0
+    assert report["fn_rate"] == pytest.approx(2 / 3)
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
+@pytest.mark.parametrize(
+    ("y_true", "y_score", "kwargs", "message"),
+    [
+        ([0, 1], [0.5], {}, "inconsistent numbers"),
+        ([0, 1], [0.5, np.nan], {}, "1 NaN or infinite"),
+        ([0, 1], [0.5, np.inf], {}, "1 NaN or infinite"),
+        ([0, 1], [-0.1, 0.5], {}, r"\[0, 1\]"),
+        ([0, 1], [0.5, 1.2], {}, r"\[0, 1\]"),
+        ([0, 1, 2], [0.1, 0.2, 0.3], {}, "3 distinct labels"),
+        ([0, 1], [0.1, 0.2], {"threshold": 2}, "threshold"),
+        ([0, 1], [[0.9, 0.1], [0.2, 0.8]], {}, "1d array"),
+    ],
+)
+def test_clinical_report_rejects_bad_input(y_true, y_score, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        clinical_report(y_true, y_score, **kwargs)
+
+
+def test_format_clinical_report():
+    text = format_clinical_report(clinical_report(Y_TRUE, Y_SCORE))
+    lines = text.splitlines()
+    assert lines[0].startswith("Cases") and "62.50%" in lines[0]
+    assert "Recall           80.00%  (sensitivity)" in lines
+    assert "Specificity      66.67%" in lines
+    assert "False positives       1  (12.50% of all cases)" in lines
+    # values are right-aligned in one column
+    assert len({len(line.split("  (")[0]) for line in lines}) == 1
+
+
+def test_format_clinical_report_shows_undefined_figures_as_na():
+    text = format_clinical_report(clinical_report([1, 1], [0.3, 0.8]))
+    assert "ROC AUC              n/a" in text.splitlines()
+
+
+# ------------------------------------------------------------ property tests
+
+
+@st.composite
+def labels_and_scores(draw, min_size=2, max_size=40):
+    n = draw(st.integers(min_size, max_size))
+    y_true = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    # a coarse grid of scores makes ties common
+    grid = st.integers(0, 20).map(lambda k: k / 20)
+    y_score = np.array(draw(st.lists(grid, min_size=n, max_size=n)))
+    return y_true, y_score
+
+
+fractions = st.floats(0, 1)
+betas = st.floats(0.25, 4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=labels_and_scores(), beta=betas, min_specificity=fractions)
+def test_recall_weighted_score_range_and_permutation_invariance(
+    data, beta, min_specificity
+):
+    y_true, y_score = data
+    y_pred = y_score >= 0.5
+    score = recall_weighted_score(
+        y_true, y_pred, beta=beta, min_specificity=min_specificity
+    )
+    assert -min_specificity <= score <= 1
+    order = np.random.default_rng(0).permutation(len(y_true))
+    assert recall_weighted_score(
+        y_true[order], y_pred[order], beta=beta, min_specificity=min_specificity
+    ) == pytest.approx(score)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=labels_and_scores(), min_recall=fractions)
+def test_specificity_at_recall_score_range_and_constraint(data, min_recall):
+    y_true, y_score = data
+    y_pred = y_score >= 0.5
+    score = specificity_at_recall_score(y_true, y_pred, min_recall=min_recall)
+    assert -1 <= score <= 1
+    recall = recall_score(y_true, y_pred, zero_division=1.0)
+    assert (score >= 0) == (recall >= min_recall)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=labels_and_scores(), beta=betas, min_specificity=fractions)
+def test_perfect_predictions_score_one(data, beta, min_specificity):
+    y_true, _ = data
+    assert recall_weighted_score(
+        y_true, y_true, beta=beta, min_specificity=min_specificity
+    ) == pytest.approx(1.0)
+    assert specificity_at_recall_score(y_true, y_true) == 1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=labels_and_scores(), min_specificity=st.floats(0.01, 1))
+def test_always_pneumonia_never_beats_an_admissible_predictor(data, min_specificity):
+    y_true, y_score = data
+    if y_true.all():
+        return  # no normal case: "always pneumonia" is then the right answer
+    y_pred = y_score >= 0.5
+    always = np.ones_like(y_true)
+    if specificity_score(y_true, y_pred) >= min_specificity:
+        assert recall_weighted_score(
+            y_true, y_pred, min_specificity=min_specificity
+        ) > recall_weighted_score(y_true, always, min_specificity=min_specificity)
+
+
+def _best_over_candidates(score_function, y_true, y_score, **kwargs):
+    candidates = np.unique(y_score)
+    scores = [score_function(y_true, y_score >= t, **kwargs) for t in candidates]
+    best = max(scores)
+    highest_best = max(t for t, s in zip(candidates, scores, strict=True) if s == best)
+    return best, highest_best
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=labels_and_scores(), beta=betas, min_specificity=fractions)
+def test_choose_threshold_maximises_recall_weighted_score(data, beta, min_specificity):
+    y_true, y_score = data
+    kwargs = {"beta": beta, "min_specificity": min_specificity}
+    threshold = choose_threshold(y_true, y_score, **kwargs)
+    best, highest_best = _best_over_candidates(
+        recall_weighted_score, y_true, y_score, **kwargs
+    )
+    assert recall_weighted_score(y_true, y_score >= threshold, **kwargs) == best
+    assert threshold == highest_best
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=labels_and_scores(), min_recall=fractions)
+def test_choose_threshold_maximises_specificity_at_recall(data, min_recall):
+    y_true, y_score = data
+    threshold = choose_threshold(y_true, y_score, min_recall=min_recall)
+    best, highest_best = _best_over_candidates(
+        specificity_at_recall_score, y_true, y_score, min_recall=min_recall
+    )
+    y_pred = y_score >= threshold
+    assert specificity_at_recall_score(y_true, y_pred, min_recall=min_recall) == best
+    assert threshold == highest_best
+    if y_true.any():
+        assert recall_score(y_true, y_pred) >= min_recall
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=labels_and_scores(), threshold=fractions)
+def test_clinical_report_invariants(data, threshold):
+    y_true, y_score = data
+    report = clinical_report(y_true, y_score, threshold)
+    n = report["n"]
+    assert report["tp"] + report["fp"] + report["tn"] + report["fn"] == n
+    assert report["prevalence"] == pytest.approx((report["tp"] + report["fn"]) / n)
+    assert report["accuracy"] == pytest.approx(
+        1 - report["fp_rate"] - report["fn_rate"]
+    )
+    if y_true.any():
+        # missed pneumonias as a share of all cases
+        assert report["fn_rate"] == pytest.approx(
+            (1 - report["recall"]) * report["prevalence"]
+        )
+    if not y_true.all():
+        assert report["fp_rate"] == pytest.approx(
+            (1 - report["specificity"]) * (1 - report["prevalence"])
+        )
+    for key in ("recall", "specificity", "precision", "f2", "accuracy", "roc_auc"):
+        assert math.isnan(report[key]) or 0 <= report[key] <= 1
+
+
+# ------------------------------------------------------ inside scikit-learn tools
+
+
+@pytest.fixture(scope="module")
+def xray_like_data():
+    X, y = make_classification(
+        n_samples=300, n_features=6, weights=[0.26], flip_y=0.05, random_state=0
+    )
+    return X, np.where(y == 1, "PNEUMONIA", "NORMAL")
+
+
+@pytest.mark.parametrize(
+    "scorer", [make_recall_weighted_scorer(), make_specificity_at_recall_scorer(0.9)]
+)
+def test_scorers_in_cross_validate_with_string_labels(xray_like_data, scorer):
+    X, y = xray_like_data
+    scores = cross_validate(LogisticRegression(), X, y, scoring=scorer)["test_score"]
+    assert np.isfinite(scores).all()
+    assert ((scores >= -1) & (scores <= 1)).all()
+
+
+def test_recall_weighted_scorer_matches_the_score_function(xray_like_data):
+    X, y = xray_like_data
+    model = LogisticRegression().fit(X, y)
+    scorer = make_recall_weighted_scorer(beta=3, min_specificity=0.2)
+    assert scorer(model, X, y) == recall_weighted_score(
+        y, model.predict(X), beta=3, min_specificity=0.2
+    )
+
+
+def test_recall_weighted_scorer_in_grid_search(xray_like_data):
+    X, y = xray_like_data
+    search = GridSearchCV(
+        LogisticRegression(),
+        {"C": [0.01, 1.0]},
+        scoring=make_recall_weighted_scorer(),
+    ).fit(X, y)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    assert 0.5 < search.best_score_ <= 1
+
+
+@pytest.mark.parametrize(
+    "scorer",
+    [
+        make_recall_weighted_scorer(beta=3, min_specificity=0.4),
+        make_specificity_at_recall_scorer(0.9, pos_label="PNEUMONIA"),
+    ],
+)
+def test_scorers_pickle(xray_like_data, scorer):
+    X, y = xray_like_data
+    model = LogisticRegression().fit(X, y)
+    restored = pickle.loads(pickle.dumps(scorer))
+    assert restored(model, X, y) == scorer(model, X, y)
+
+
+def test_tuned_threshold_reaches_the_required_recall(xray_like_data):
+    X, y = xray_like_data
+    tuned = TunedThresholdClassifierCV(
+        LogisticRegression(), scoring=make_specificity_at_recall_scorer(0.95)
+    ).fit(X, y)
+    y_pred = tuned.predict(X)
+    # the threshold is cross-validated, so allow a little slack on training data
+    assert recall_score(y, y_pred, pos_label="PNEUMONIA") >= 0.93
+    assert specificity_score(y, y_pred) > 0.3
+
+
+def test_tuned_threshold_with_recall_weighted_scorer_lowers_the_threshold():
+    X, y = make_classification(
+        n_samples=400, n_features=6, weights=[0.3], class_sep=0.6, random_state=1
+    )
+    tuned = TunedThresholdClassifierCV(
+        LogisticRegression(), scoring=make_recall_weighted_scorer()
+    ).fit(X, y)
+    assert tuned.best_threshold_ < 0.5
+    assert tuned.best_score_ > 0
+
+
+def test_recall_weighted_scorer_in_optuna_search(xray_like_data):
+    optuna = pytest.importorskip("optuna")
+    optuna_integration = pytest.importorskip("optuna_integration")
+    pytest.importorskip("pandas")  # OptunaSearchCV needs it
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    X, y = xray_like_data
+    search = optuna_integration.OptunaSearchCV(
+        LogisticRegression(),
+        {"C": optuna.distributions.FloatDistribution(1e-2, 1e2, log=True)},
+        scoring=make_recall_weighted_scorer(),
+        n_trials=3,
+        cv=3,
+        random_state=0,
+    ).fit(X, y)
+    assert 0 < search.best_score_ <= 1
