@@ -1,0 +1,36 @@
+"""scikit-learn's own conformance checks on every public estimator."""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from pneumoclf import ImageLoader, PneumoniaCNNClassifier
+
+CLASSIFIER_EXPECTED_FAILURES = {
+    "check_estimator_tags_renamed": (
+        "scikeras' BaseWrapper defines _more_tags; the check inspects every class "
+        "in the MRO, so a subclass cannot pass it (our tags come from "
+        "__sklearn_tags__)."
+    ),
+    "check_mixin_order": (
+        "scikeras' KerasClassifier lists ClassifierMixin after BaseEstimator and a "
+        "subclass cannot reorder its MRO; __sklearn_tags__ sets the classifier tags."
+    ),
+    "check_sample_weight_equivalence_on_dense_data": (
+        "stochastic mini-batch training: weighting an image twice is not the same "
+        "optimisation path as showing it twice."
+    ),
+}
+
+
+@parametrize_with_checks(
+    [
+        PneumoniaCNNClassifier(epochs=3, batch_size=1024, random_state=0, verbose=0),
+        ImageLoader(),
+    ],
+    expected_failed_checks=lambda estimator: (
+        CLASSIFIER_EXPECTED_FAILURES
+        if isinstance(estimator, PneumoniaCNNClassifier)
+        else {}
+    ),
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)

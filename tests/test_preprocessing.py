@@ -1,0 +1,797 @@
+import os
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFile
+from PIL.JpegImagePlugin import JpegImageFile
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils import get_tags
+from sklearn.utils._param_validation import InvalidParameterError
+
+import pneumoclf.preprocessing as preprocessing
+from pneumoclf.preprocessing import (
+    DEFAULT_CACHE_LIMIT,
+    ImageLoader,
+    ImageLoadError,
+    cache_info,
+    clear_cache,
+    set_cache_limit,
+)
+
+EXIF_ORIENTATION = 0x0112
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    clear_cache()
+    previous_limit = set_cache_limit(DEFAULT_CACHE_LIMIT)
+    yield
+    set_cache_limit(previous_limit)
+    clear_cache()
+
+
+def save(image, path, **options):
+    image.save(path, **options)
+    return path
+
+
+def gray_file(folder, name, shade, size=(20, 20)):
+    return save(Image.new("L", size, shade), folder / name)
+
+
+def flatten(images):
+    return images.reshape(len(images), -1)
+
+
+# --- output form -------------------------------------------------------------------
+
+
+def test_output_is_float32_in_unit_range_with_one_channel(tmp_path):
+    shades = [0, 51, 204, 255]
+    paths = [
+        gray_file(tmp_path, f"{shade}.png", shade, size=(10 + shade % 7, 13))
+        for shade in shades
+    ]
+
+    images = ImageLoader(image_size=12).fit_transform(paths)
+
+    assert images.shape == (4, 12, 12, 1)
+    assert images.dtype == np.float32
+    assert images.min() >= 0.0 and images.max() <= 1.0
+    np.testing.assert_allclose(images[:, 6, 6, 0], np.array(shades) / 255, atol=1e-6)
+
+
+def test_tuple_image_size_is_height_then_width(tmp_path):
+    top_white = np.zeros((20, 30), dtype=np.uint8)
+    top_white[:10] = 255
+    path = save(Image.fromarray(top_white), tmp_path / "top.png")
+
+    images = ImageLoader(image_size=(8, 12)).transform([path])
+
+    assert images.shape == (1, 8, 12, 1)
+    np.testing.assert_allclose(images[0, :3, :, 0], 1.0)
+    np.testing.assert_allclose(images[0, 5:, :, 0], 0.0)
+
+
+def test_numpy_integers_are_accepted_as_image_size(tmp_path):
+    path = gray_file(tmp_path, "a.png", 255)
+
+    for image_size in (np.int64(6), (np.int32(6), np.int64(3))):
+        images = ImageLoader(image_size=image_size).fit_transform([path])
+        assert images.shape[1:3] == (6, 6 if np.ndim(image_size) == 0 else 3)
+
+
+def test_stretch_fills_the_whole_target(tmp_path):
+    path = gray_file(tmp_path, "wide.png", 255, size=(40, 10))
+
+    images = ImageLoader(image_size=16, resize="stretch").transform([path])
+
+    np.testing.assert_allclose(images, 1.0)
+
+
+def bright_square_picture(tmp_path):
+    """An 80 x 40 black picture holding a 20 x 20 white square in its middle."""
+    pixels = np.zeros((40, 80), dtype=np.uint8)
+    pixels[10:30, 30:50] = 255
+    return save(Image.fromarray(pixels), tmp_path / "square.png")
+
+
+def bright_box(image):
+    rows, columns = np.nonzero(image[:, :, 0] > 0.5)
+    return rows.min(), rows.max(), columns.min(), columns.max()
+
+
+def test_pad_keeps_a_square_square_and_centres_the_picture(tmp_path):
+    path = bright_square_picture(tmp_path)
+
+    image = ImageLoader(image_size=16, resize="pad").transform([path])[0]
+
+    # The 80 x 40 picture becomes 16 x 8, with 4 rows of padding above and below.
+    assert bright_box(image) == (6, 9, 6, 9)
+    assert np.all(image[:4] == 0.0)
+    assert np.all(image[12:] == 0.0)
+
+
+def test_stretch_makes_the_same_square_a_tall_rectangle(tmp_path):
+    path = bright_square_picture(tmp_path)
+
+    image = ImageLoader(image_size=16, resize="stretch").transform([path])[0]
+
+    top, bottom, left, right = bright_box(image)
+    assert (bottom - top + 1, right - left + 1) == (8, 4)
+
+
+def test_pad_fills_borders_with_exact_zeros_around_a_gray_picture(tmp_path):
+    path = gray_file(tmp_path, "tall.png", 128, size=(10, 30))
+
+    image = ImageLoader(image_size=12, resize="pad").transform([path])[0, :, :, 0]
+
+    np.testing.assert_allclose(image[:, 4:8], 128 / 255, atol=1e-6)
+    assert np.all(image[:, :4] == 0.0)
+    assert np.all(image[:, 8:] == 0.0)
+
+
+# --- image modes -------------------------------------------------------------------
+
+
+def uniform_image(mode, value):
+    return Image.new(mode, (6, 5), value)
+
+
+def palette_image(transparent_index=None):
+    image = Image.new("P", (6, 5), 1)
+    image.putpalette([255, 255, 255, 0, 255, 0])
+    if transparent_index is not None:
+        image.info["transparency"] = transparent_index
+    return image
+
+
+MODE_CASES = [
+    # (mode read back, image, file suffix, expected gray value)
+    ("L", uniform_image("L", 128), "png", 128 / 255),
+    ("1", uniform_image("1", 1), "png", 1.0),
+    ("1", uniform_image("1", 0), "png", 0.0),
+    ("I;16", uniform_image("I;16", 65535), "png", 1.0),
+    ("I;16", uniform_image("I;16", 32768), "png", 32768 / 65535),
+    ("I;16", uniform_image("I;16", 300), "png", 300 / 65535),
+    ("I;16B", uniform_image("I;16B", 32768), "tif", 32768 / 65535),
+    ("I", uniform_image("I", 40000), "tif", 40000 / 65535),
+    ("F", uniform_image("F", 0.25), "tif", 0.25),
+    ("RGB", uniform_image("RGB", (255, 0, 0)), "png", 76 / 255),
+    ("RGB", uniform_image("RGB", (0, 0, 255)), "png", 29 / 255),
+    ("RGBA", uniform_image("RGBA", (200, 200, 200, 255)), "png", 200 / 255),
+    ("RGBA", uniform_image("RGBA", (255, 255, 255, 128)), "png", 128 / 255),
+    ("RGBA", uniform_image("RGBA", (255, 255, 255, 0)), "png", 0.0),
+    ("LA", uniform_image("LA", (200, 255)), "png", 200 / 255),
+    ("LA", uniform_image("LA", (200, 0)), "png", 0.0),
+    ("P", palette_image(), "png", 150 / 255),
+    ("P", palette_image(transparent_index=1), "png", 0.0),
+    ("P", palette_image(transparent_index=0), "png", 150 / 255),
+    ("CMYK", uniform_image("CMYK", (0, 255, 255, 0)), "tif", 76 / 255),
+    ("YCbCr", uniform_image("YCbCr", (100, 128, 128)), "tif", 100 / 255),
+]
+
+
+@pytest.mark.parametrize(
+    ("mode", "image", "suffix", "expected"),
+    MODE_CASES,
+    ids=[f"{case[0]}-{index}" for index, case in enumerate(MODE_CASES)],
+)
+def test_every_image_mode_becomes_the_right_gray_value(
+    tmp_path, mode, image, suffix, expected
+):
+    path = save(image, tmp_path / f"picture.{suffix}")
+    with Image.open(path) as reread:
+        assert reread.mode == mode
+
+    images = ImageLoader(image_size=4).transform([path])
+
+    np.testing.assert_allclose(images, expected, atol=1e-6)
+
+
+def test_32_bit_integers_beyond_16_bits_are_rescaled_from_min_to_max(tmp_path):
+    values = np.array([[-1000, 100_000]], dtype=np.int32).repeat(4, axis=0)
+    path = save(Image.fromarray(values), tmp_path / "wide_range.tif")
+
+    images = ImageLoader(image_size=(4, 2)).transform([path])
+
+    np.testing.assert_allclose(images[0, :, :, 0], [[0.0, 1.0]] * 4)
+
+
+def test_floats_outside_unit_range_are_rescaled_from_min_to_max(tmp_path):
+    values = np.array([[-2.0, 0.0, 2.0]], dtype=np.float32).repeat(3, axis=0)
+    path = save(Image.fromarray(values), tmp_path / "float.tif")
+
+    images = ImageLoader(image_size=(3, 3)).transform([path])
+
+    np.testing.assert_allclose(images[0, :, :, 0], [[0.0, 0.5, 1.0]] * 3)
+
+
+def test_floats_with_nan_make_the_file_unreadable(tmp_path):
+    values = np.full((3, 3), 0.5, dtype=np.float32)
+    values[1, 1] = np.nan
+    path = save(Image.fromarray(values), tmp_path / "nan.tif")
+
+    with pytest.raises(ImageLoadError, match="NaN"):
+        ImageLoader(image_size=3).transform([path])
+
+
+def test_a_multi_frame_file_gives_its_first_frame(tmp_path):
+    frames = [Image.new("L", (8, 8), shade) for shade in (40, 200)]
+    path = tmp_path / "stack.tif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+
+    images = ImageLoader(image_size=4).transform([path])
+
+    np.testing.assert_allclose(images, 40 / 255, atol=1e-6)
+
+
+# --- orientation and odd sizes -----------------------------------------------------
+
+
+def left_white_jpeg(path, size, orientation):
+    """A JPEG whose stored pixels are white on the left half, black on the right."""
+    width, height = size
+    pixels = np.zeros((height, width), dtype=np.uint8)
+    pixels[:, : width // 2] = 255
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = orientation
+    return save(Image.fromarray(pixels), path, exif=exif, quality=95)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    # Orientation 6: the stored picture is shown turned a quarter clockwise, so its
+    # left half appears on top.
+    path = left_white_jpeg(tmp_path / "rotated.jpg", (32, 16), orientation=6)
+
+    image = ImageLoader(image_size=(32, 16)).transform([path])[0, :, :, 0]
+
+    assert image[:12].mean() > 0.95
+    assert image[20:].mean() < 0.05
+
+
+def test_exif_orientation_is_applied_when_jpeg_decoding_downscales(tmp_path):
+    path = left_white_jpeg(tmp_path / "big_rotated.jpg", (256, 128), orientation=6)
+
+    image = ImageLoader(image_size=16, resize="pad").transform([path])[0, :, :, 0]
+
+    # Shown 128 wide and 256 tall: it fills columns 4 to 11, white on top.
+    assert np.all(image[:, :4] == 0.0) and np.all(image[:, 12:] == 0.0)
+    assert image[:6, 4:12].mean() > 0.95
+    assert image[10:, 4:12].mean() < 0.05
+
+
+@pytest.fixture
+def decoded_jpeg_sizes(monkeypatch):
+    sizes = []  # one entry per call to load; the first is the decode itself
+    original_load = JpegImageFile.load
+
+    def recording_load(image):
+        decoded = original_load(image)
+        sizes.append(image.size)
+        return decoded
+
+    monkeypatch.setattr(JpegImageFile, "load", recording_load)
+    return sizes
+
+
+def test_large_jpeg_is_decoded_at_a_reduced_scale_no_smaller_than_the_target(
+    tmp_path, decoded_jpeg_sizes
+):
+    rng = np.random.default_rng(0)
+    pixels = np.kron(rng.integers(0, 256, (8, 8)), np.ones((64, 64))).astype(np.uint8)
+    path = save(Image.fromarray(pixels), tmp_path / "large.jpg", quality=95)
+
+    images = ImageLoader(image_size=64, cache=False).transform([path])
+
+    assert decoded_jpeg_sizes[0] == (64, 64)  # 512 / 8, straight from the DCT
+    with Image.open(path) as full:
+        expected = np.asarray(full.resize((64, 64), Image.Resampling.BILINEAR)) / 255
+    assert np.abs(images[0, :, :, 0] - expected).mean() < 0.02
+
+
+@pytest.mark.parametrize(
+    ("orientation", "decoded_size"),
+    # Stored 512 wide and 64 tall; the target is 64 tall and 8 wide. Shown upright
+    # (orientation 1) it must keep its 64 rows; turned (6) it may shrink 8 times.
+    [(1, (512, 64)), (6, (64, 8))],
+)
+def test_jpeg_downscaling_accounts_for_the_exif_orientation(
+    tmp_path, decoded_jpeg_sizes, orientation, decoded_size
+):
+    path = left_white_jpeg(tmp_path / "strip.jpg", (512, 64), orientation)
+
+    images = ImageLoader(image_size=(64, 8)).transform([path])
+
+    assert decoded_jpeg_sizes[0] == decoded_size
+    assert images.shape == (1, 64, 8, 1)
+
+
+def test_a_one_pixel_image_fills_the_target(tmp_path):
+    path = gray_file(tmp_path, "dot.png", 77, size=(1, 1))
+
+    for resize in ("stretch", "pad"):
+        images = ImageLoader(image_size=8, resize=resize).transform([path])
+        np.testing.assert_allclose(images, 77 / 255, atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [(1, 1000), (1000, 1)])
+def test_extremely_elongated_images_load(tmp_path, size):
+    path = gray_file(tmp_path, "line.png", 255, size=size)
+
+    stretched = ImageLoader(image_size=16, resize="stretch").transform([path])
+    padded = ImageLoader(image_size=16, resize="pad").transform([path])[0, :, :, 0]
+
+    np.testing.assert_allclose(stretched, 1.0)
+    line = padded[:, 7] if size[0] == 1 else padded[7, :]
+    np.testing.assert_allclose(line, 1.0)
+    assert padded.sum() == pytest.approx(16.0)
+
+
+# --- unreadable files --------------------------------------------------------------
+
+
+def truncated_copy(path):
+    data = path.read_bytes()
+    truncated = path.with_name("truncated_" + path.name)
+    truncated.write_bytes(data[: len(data) // 2])
+    return truncated
+
+
+def noisy_image(size=(64, 64)):
+    rng = np.random.default_rng(1)
+    return Image.fromarray(rng.integers(0, 256, size[::-1], dtype=np.uint8))
+
+
+def missing_file(tmp_path):
+    return tmp_path / "missing.png"
+
+
+def directory(tmp_path):
+    path = tmp_path / "folder.png"
+    path.mkdir()
+    return path
+
+
+def empty_file(tmp_path):
+    path = tmp_path / "empty.png"
+    path.touch()
+    return path
+
+
+def text_file(tmp_path):
+    path = tmp_path / "notes.png"
+    path.write_text("not an image at all\n")
+    return path
+
+
+def truncated_jpeg(tmp_path):
+    return truncated_copy(save(noisy_image(), tmp_path / "noise.jpg"))
+
+
+def truncated_png(tmp_path):
+    return truncated_copy(save(noisy_image(), tmp_path / "noise.png"))
+
+
+@pytest.mark.parametrize(
+    ("make_file", "reason"),
+    [
+        (missing_file, "file not found"),
+        (directory, "is a directory"),
+        (empty_file, "empty file"),
+        (text_file, "not an image"),
+        (truncated_jpeg, "truncated"),
+        (truncated_png, "truncated"),
+    ],
+)
+def test_an_unreadable_file_is_named_with_its_reason(tmp_path, make_file, reason):
+    path = make_file(tmp_path)
+
+    with pytest.raises(ImageLoadError) as raised:
+        ImageLoader(image_size=8).transform([path])
+
+    assert raised.value.failures == [(path, raised.value.failures[0][1])]
+    assert reason in raised.value.failures[0][1]
+    assert f"{path}: {reason}" in str(raised.value)
+    assert str(raised.value).startswith("1 of 1 images could not be read:")
+
+
+def test_truncated_files_are_not_accepted_even_from_the_cache(tmp_path):
+    assert not ImageFile.LOAD_TRUNCATED_IMAGES
+    path = truncated_jpeg(tmp_path)
+
+    for _ in range(2):
+        with pytest.raises(ImageLoadError, match="truncated"):
+            ImageLoader(image_size=8).transform([path])
+    assert cache_info().entries == 0
+
+
+def test_images_above_twice_the_pixel_limit_are_refused(tmp_path, monkeypatch):
+    path = gray_file(tmp_path, "huge.png", 10, size=(30, 30))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+
+    with pytest.raises(ImageLoadError, match="decompression bomb"):
+        ImageLoader(image_size=8).transform([path])
+
+
+def test_images_just_above_the_pixel_limit_are_refused(tmp_path, monkeypatch):
+    path = gray_file(tmp_path, "large.png", 10, size=(15, 10))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+
+    with (
+        pytest.warns(Image.DecompressionBombWarning),
+        pytest.raises(ImageLoadError, match=r"too many pixels \(15 x 10 = 150 > "),
+    ):
+        ImageLoader(image_size=8).transform([path])
+
+
+def test_the_pixel_limit_still_holds_when_warnings_are_errors(tmp_path, monkeypatch):
+    path = gray_file(tmp_path, "large.png", 10, size=(15, 10))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with pytest.raises(ImageLoadError, match="decompression bomb"):
+            ImageLoader(image_size=8).transform([path])
+
+
+def test_permission_denied_is_reported(tmp_path, monkeypatch):
+    path = gray_file(tmp_path, "secret.png", 10)
+    original_open = Image.open
+
+    def refusing_open(file, *args, **kwargs):
+        if os.fspath(file) == os.fspath(path):
+            raise PermissionError(13, "Permission denied", os.fspath(file))
+        return original_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", refusing_open)
+
+    with pytest.raises(ImageLoadError) as raised:
+        ImageLoader(image_size=8).transform([path])
+
+    assert raised.value.failures == [(path, "permission denied")]
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0,
+    reason="file permissions do not bind the superuser",
+)
+def test_an_unreadable_file_mode_is_reported_as_permission_denied(tmp_path):
+    path = gray_file(tmp_path, "locked.png", 10)
+    path.chmod(0)
+    try:
+        with pytest.raises(ImageLoadError) as raised:
+            ImageLoader(image_size=8).transform([path])
+    finally:
+        path.chmod(0o644)
+
+    assert raised.value.failures == [(path, "permission denied")]
+
+
+def test_one_error_lists_every_unreadable_file_in_input_order(tmp_path):
+    good = [gray_file(tmp_path, f"good_{index}.png", 100) for index in range(3)]
+    missing = missing_file(tmp_path)
+    empty = empty_file(tmp_path)
+    text = text_file(tmp_path)
+    paths = [missing, good[0], empty, good[1], text, good[2]]
+
+    with pytest.raises(ImageLoadError) as raised:
+        ImageLoader(image_size=8, n_jobs=2).transform(paths)
+
+    error = raised.value
+    assert [path for path, _ in error.failures] == [missing, empty, text]
+    assert error.n_images == 6
+    message = str(error)
+    assert message.startswith("3 of 6 images could not be read:\n")
+    assert f"  {missing}: file not found" in message
+    assert f"  {empty}: empty file" in message
+    assert f"  {text}: not an image" in message
+    assert isinstance(error, ValueError)
+
+
+def test_the_error_survives_pickling(tmp_path):
+    error = ImageLoadError([(tmp_path / "a.png", "file not found")], n_images=4)
+
+    restored = pickle.loads(pickle.dumps(error))
+
+    assert restored.failures == error.failures
+    assert restored.n_images == 4
+    assert str(restored) == str(error)
+
+
+# --- the form of X -----------------------------------------------------------------
+
+
+def test_empty_input_is_refused():
+    with pytest.raises(ValueError, match="at least one image path"):
+        ImageLoader().transform([])
+
+
+def test_entries_that_are_not_paths_are_named_by_position(tmp_path):
+    path = gray_file(tmp_path, "ok.png", 10)
+
+    with pytest.raises(ValueError) as raised:
+        ImageLoader().transform([path, None, 3.5, ""])
+
+    message = str(raised.value)
+    assert "3 entries are not" in message
+    assert "position 1: None (NoneType)" in message
+    assert "position 2: 3.5 (float)" in message
+    assert "position 3: '' (empty string)" in message
+
+
+def test_a_single_path_is_refused_with_a_hint(tmp_path):
+    path = gray_file(tmp_path, "ok.png", 10)
+
+    with pytest.raises(ValueError, match="wrap it in a list"):
+        ImageLoader().transform(path)
+
+
+def test_a_table_of_several_columns_is_refused(tmp_path):
+    path = str(gray_file(tmp_path, "ok.png", 10))
+
+    with pytest.raises(ValueError, match=r"shape \(1, 2\)"):
+        ImageLoader().fit(np.array([[path, path]]))
+
+
+@pytest.mark.parametrize(
+    "as_input",
+    [
+        list,
+        tuple,
+        lambda paths: [str(path) for path in paths],
+        lambda paths: np.array([str(path) for path in paths]),
+        lambda paths: np.array(paths, dtype=object),
+        lambda paths: np.array([str(path) for path in paths]).reshape(-1, 1),
+        lambda paths: (path for path in paths),
+    ],
+    ids=["paths", "tuple", "str", "str-array", "object-array", "column", "generator"],
+)
+def test_paths_come_in_any_sequence(tmp_path, as_input):
+    paths = [gray_file(tmp_path, f"{shade}.png", shade) for shade in (0, 255)]
+
+    images = ImageLoader(image_size=4).transform(as_input(paths))
+
+    np.testing.assert_allclose(images[:, 0, 0, 0], [0.0, 1.0])
+
+
+def test_a_one_column_dataframe_is_accepted(tmp_path):
+    pd = pytest.importorskip("pandas")
+    paths = [str(gray_file(tmp_path, f"{shade}.png", shade)) for shade in (0, 255)]
+
+    images = ImageLoader(image_size=4).transform(pd.DataFrame({"path": paths}))
+
+    np.testing.assert_allclose(images[:, 0, 0, 0], [0.0, 1.0])
+
+
+def test_paths_with_spaces_and_non_ascii_characters(tmp_path):
+    folder = tmp_path / "dossier été"
+    folder.mkdir()
+    path = gray_file(folder, "radio thorax ñandú 肺.png", 204)
+
+    images = ImageLoader(image_size=4).transform([path, str(path)])
+
+    np.testing.assert_allclose(images, 0.8, atol=1e-6)
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2, -1, None])
+def test_the_number_of_threads_does_not_change_the_result(tmp_path, n_jobs):
+    paths = [gray_file(tmp_path, f"{shade}.png", shade) for shade in range(0, 250, 25)]
+
+    images = ImageLoader(image_size=4, n_jobs=n_jobs, cache=False).transform(paths)
+
+    np.testing.assert_allclose(images[:, 2, 2, 0], np.arange(0, 250, 25) / 255)
+
+
+# --- cache -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def decode_calls(monkeypatch):
+    calls = []
+    original_decode = preprocessing._decode_image
+
+    def counting_decode(path, *args):
+        calls.append(path)
+        return original_decode(path, *args)
+
+    monkeypatch.setattr(preprocessing, "_decode_image", counting_decode)
+    return calls
+
+
+def test_a_second_transform_does_not_decode_again(tmp_path, decode_calls):
+    paths = [gray_file(tmp_path, f"{shade}.png", shade) for shade in (10, 20, 30)]
+    loader = ImageLoader(image_size=8)
+
+    first = loader.transform(paths)
+    second = clone(loader).transform(paths)
+
+    assert len(decode_calls) == 3
+    np.testing.assert_array_equal(first, second)
+    assert cache_info()[:3] == (3, 3, 3)  # hits, misses, entries
+
+
+def test_without_cache_every_transform_decodes(tmp_path, decode_calls):
+    paths = [gray_file(tmp_path, f"{shade}.png", shade) for shade in (10, 20)]
+
+    for _ in range(2):
+        ImageLoader(image_size=8, cache=False).transform(paths)
+
+    assert len(decode_calls) == 4
+    assert cache_info().entries == 0
+
+
+def test_each_target_size_and_resize_policy_has_its_own_entry(tmp_path, decode_calls):
+    path = gray_file(tmp_path, "wide.png", 255, size=(20, 10))
+
+    stretched = ImageLoader(image_size=8).transform([path])
+    padded = ImageLoader(image_size=8, resize="pad").transform([path])
+    larger = ImageLoader(image_size=(8, 12)).transform([path])
+
+    assert len(decode_calls) == 3
+    assert stretched[0, 0, 0, 0] == 1.0 and padded[0, 0, 0, 0] == 0.0
+    assert larger.shape == (1, 8, 12, 1)
+
+
+def test_a_modified_file_is_read_again(tmp_path, decode_calls):
+    path = gray_file(tmp_path, "changing.png", 50)
+    loader = ImageLoader(image_size=4)
+    before = loader.transform([path])
+
+    save(Image.new("L", (20, 20), 150), path)
+    status = path.stat()
+    os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns + 1_000_000_000))
+    after = loader.transform([path])
+
+    assert len(decode_calls) == 2
+    np.testing.assert_allclose(before, 50 / 255, atol=1e-6)
+    np.testing.assert_allclose(after, 150 / 255, atol=1e-6)
+
+
+def test_the_cache_bound_is_respected_least_recent_first(tmp_path, decode_calls):
+    paths = [gray_file(tmp_path, f"{index}.png", index) for index in range(5)]
+    entry_bytes = 8 * 8  # one 8 x 8 image of 8-bit pixels
+    set_cache_limit(2 * entry_bytes)
+    loader = ImageLoader(image_size=8, n_jobs=1)
+
+    loader.transform(paths)
+    assert cache_info().entries == 2
+    assert cache_info().nbytes == 2 * entry_bytes
+
+    loader.transform(paths[3:])  # the two most recent are kept
+    assert len(decode_calls) == 5
+    loader.transform(paths[:1])  # the oldest was evicted
+    assert len(decode_calls) == 6
+
+
+def test_lowering_the_bound_evicts_and_zero_turns_caching_off(tmp_path):
+    paths = [gray_file(tmp_path, f"{index}.png", index) for index in range(3)]
+    ImageLoader(image_size=8).transform(paths)
+    assert cache_info().entries == 3
+
+    previous = set_cache_limit(0)
+
+    assert previous == DEFAULT_CACHE_LIMIT
+    assert cache_info()[2:] == (0, 0, 0)  # entries, nbytes, max_nbytes
+    ImageLoader(image_size=8).transform(paths)
+    assert cache_info().entries == 0
+
+
+@pytest.mark.parametrize("bad_limit", [-1, 1.5, "100", True])
+def test_the_cache_bound_must_be_a_non_negative_integer(bad_limit):
+    with pytest.raises(ValueError, match="non-negative integer"):
+        set_cache_limit(bad_limit)
+
+
+def test_returned_arrays_are_independent_of_the_cache(tmp_path):
+    path = gray_file(tmp_path, "shared.png", 51)
+    loader = ImageLoader(image_size=4)
+
+    first = loader.transform([path, path])
+    first[:] = 9.0
+    second = loader.transform([path])
+
+    np.testing.assert_allclose(second, 0.2, atol=1e-6)
+    assert not np.shares_memory(first, second)
+
+
+def test_clear_cache_forgets_images_and_statistics(tmp_path):
+    ImageLoader(image_size=4).transform([gray_file(tmp_path, "a.png", 1)])
+
+    clear_cache()
+
+    assert cache_info()[:4] == (0, 0, 0, 0)
+
+
+# --- scikit-learn conventions ------------------------------------------------------
+
+
+def test_parameters_are_stored_unchanged():
+    params = {"image_size": (32, 48), "resize": "pad", "n_jobs": 3, "cache": False}
+
+    loader = ImageLoader(**params)
+
+    assert loader.get_params() == params
+    assert loader.set_params(image_size=16).image_size == 16
+
+
+def test_clone_and_pickle_keep_parameters_and_results(tmp_path):
+    path = gray_file(tmp_path, "a.png", 102)
+    loader = ImageLoader(image_size=(4, 6), resize="pad", n_jobs=1)
+
+    for copy in (clone(loader), pickle.loads(pickle.dumps(loader.fit([path])))):
+        assert copy.get_params() == loader.get_params()
+        np.testing.assert_array_equal(copy.transform([path]), loader.transform([path]))
+
+
+def test_fit_learns_nothing_and_transform_needs_no_fit(tmp_path):
+    path = gray_file(tmp_path, "a.png", 102)
+    loader = ImageLoader(image_size=4)
+
+    assert loader.fit([path]) is loader
+    assert vars(loader) == ImageLoader(image_size=4).__dict__
+    np.testing.assert_allclose(ImageLoader(image_size=4).transform([path]), 0.4)
+
+
+def test_tags_describe_a_stateless_loader_of_paths():
+    tags = get_tags(ImageLoader())
+
+    assert tags.requires_fit is False
+    assert tags.input_tags.string is True
+    assert tags.input_tags.one_d_array is True
+    assert tags.input_tags.two_d_array is False
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"image_size": 0},
+        {"image_size": -3},
+        {"image_size": 2.5},
+        {"image_size": (0, 8)},
+        {"image_size": (8,)},
+        {"image_size": (8, 8, 1)},
+        {"image_size": (8.0, 8)},
+        {"resize": "bogus"},
+        {"n_jobs": 0},
+        {"cache": "yes"},
+    ],
+)
+@pytest.mark.parametrize("method", ["fit", "transform"])
+def test_invalid_parameters_are_refused(tmp_path, params, method):
+    path = gray_file(tmp_path, "a.png", 1)
+
+    with pytest.raises(InvalidParameterError):
+        getattr(ImageLoader(**params), method)([path])
+
+
+def test_grid_search_tunes_the_image_size_of_a_pipeline(tmp_path):
+    # Bright pictures have a lighter centre; the label is which one.
+    paths, labels = [], []
+    for index in range(12):
+        label = index % 2
+        pixels = np.full((20, 20), 40 + index, dtype=np.uint8)
+        pixels[6:14, 6:14] = 200 if label else 60
+        paths.append(save(Image.fromarray(pixels), tmp_path / f"{index}.png"))
+        labels.append(label)
+    pipe = Pipeline(
+        [
+            ("load", ImageLoader()),
+            ("flatten", FunctionTransformer(flatten)),
+            ("clf", LogisticRegression()),
+        ]
+    )
+
+    search = GridSearchCV(pipe, {"load__image_size": [4, 8]}, cv=3, error_score="raise")
+    search.fit(paths, labels)
+
+    assert list(search.cv_results_["param_load__image_size"]) == [4, 8]
+    np.testing.assert_allclose(search.cv_results_["mean_test_score"], 1.0)
+    assert search.best_estimator_.named_steps["load"].image_size in (4, 8)
+    np.testing.assert_array_equal(search.predict(paths), labels)
