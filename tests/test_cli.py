@@ -1,0 +1,321 @@
+import contextlib
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from synthetic import blob_images, write_images
+
+import pneumoclf
+from pneumoclf.cli import main
+from pneumoclf.metrics import clinical_report
+from pneumoclf.persistence import load_model
+
+REPORT_KEYS = {"roc_auc", "recall", "specificity", "precision", "f2", "threshold"}
+COUNT_KEYS = {"tp", "fp", "tn", "fn"}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _write_split(folder, n_per_class, seed):
+    X, y = blob_images(2 * n_per_class, 16, seed=seed)
+    for label, name in enumerate(("NORMAL", "PNEUMONIA")):
+        write_images(folder / name, X[y == label], y[y == label], suffix=".jpeg")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """A chest_xray-like folder: train and val splits of 16x16 JPEGs."""
+    root = tmp_path_factory.mktemp("chest_xray")
+    _write_split(root / "train", 20, seed=0)
+    _write_split(root / "val", 4, seed=1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(data_dir, tmp_path_factory):
+    """The model file written by ``pneumoclf train`` and what it printed."""
+    model = tmp_path_factory.mktemp("models") / "model.pneumoclf"
+    stdout = io.StringIO()
+    argv = ["train", data_dir, "-o", model, "--epochs", 1, "--image-size", 16,
+            "--seed", 0, "--batch-size", 16]  # fmt: skip
+    with contextlib.redirect_stdout(stdout):
+        status = main([str(arg) for arg in argv])
+    return status, model, stdout.getvalue()
+
+
+def _image_paths(data_dir):
+    return sorted(str(path) for path in data_dir.glob("val/*/*.jpeg"))
+
+
+def _run(capsys, *argv):
+    status = main([str(arg) for arg in argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return status, out, err
+
+
+# ------------------------------------------------------------------------ train
+
+
+def test_train_saves_a_model_and_shows_progress(trained, data_dir):
+    status, model, stdout = trained
+    assert status == 0
+    assert "Training on 48 images (24 NORMAL, 24 PNEUMONIA)" in stdout
+    assert " - loss: " in stdout and " - val_auc: " in stdout  # the epoch's line
+    assert f"Saved the model to {model}" in stdout
+    assert [path.name for path in model.parent.iterdir()] == [model.name]
+    pipeline = load_model(model)
+    classifier = pipeline[-1]
+    assert classifier.classes_.tolist() == ["NORMAL", "PNEUMONIA"]
+    assert classifier.threshold == "auto"
+    assert classifier.image_shape_ == (16, 16, 1)
+    assert classifier.n_epochs_ == 1
+    assert classifier.verbose == 2
+    assert pipeline[0].image_size == 16
+
+
+def test_train_quiet_prints_nothing(data_dir, tmp_path, capsys):
+    status, out, _ = _run(
+        capsys, "train", data_dir / "val", "-o", tmp_path / "m.pneumoclf",
+        "--epochs", "1", "--image-size", "8", "--threshold", "0.4", "--quiet",
+    )  # fmt: skip
+    assert status == 0
+    assert out == ""
+    assert load_model(tmp_path / "m.pneumoclf")[-1].decision_threshold() == 0.4
+
+
+# --------------------------------------------------------------------- evaluate
+
+
+def test_evaluate_json_matches_the_library(trained, data_dir, capsys):
+    _, model, _ = trained
+    status, out, _ = _run(capsys, "evaluate", model, data_dir, "--json")
+    assert status == 0
+    summary = json.loads(out)
+    assert REPORT_KEYS | COUNT_KEYS <= summary.keys()
+    assert all(type(summary[key]) is int for key in COUNT_KEYS)
+    assert sum(summary[key] for key in COUNT_KEYS) == 48
+
+    pipeline = load_model(model)
+    paths = sorted(data_dir.glob("*/*/*.jpeg"))
+    y = [int(path.parent.name == "PNEUMONIA") for path in paths]
+    scores = pipeline.predict_proba([str(path) for path in paths])[:, 1]
+    expected = clinical_report(y, scores, pipeline[-1].decision_threshold())
+    assert {key: summary[key] for key in expected} == pytest.approx(expected)
+
+
+def test_evaluate_prints_the_table(trained, data_dir, capsys):
+    _, model, _ = trained
+    status, out, _ = _run(capsys, "evaluate", model, data_dir)
+    assert status == 0
+    for label in ("ROC AUC", "Recall", "Specificity", "F2", "Confusion matrix"):
+        assert label in out
+
+
+def test_evaluate_writes_the_figures(trained, data_dir, tmp_path, capsys):
+    _, model, _ = trained
+    report_dir = tmp_path / "report"
+    status, _, _ = _run(capsys, "evaluate", model, data_dir, "--report-dir", report_dir)
+    assert status == 0
+    names = ["confusion_matrix.png", "roc_curve.png", "training_curves.png"]
+    assert sorted(path.name for path in report_dir.iterdir()) == names
+    for name in names:
+        assert (report_dir / name).read_bytes().startswith(PNG_SIGNATURE)
+        with Image.open(report_dir / name) as image:
+            assert image.format == "PNG"
+            assert min(image.size) > 100
+
+
+def test_evaluate_without_matplotlib(trained, data_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    status, _, err = _run(
+        capsys, "evaluate", trained[1], data_dir, "--report-dir", tmp_path / "r"
+    )
+    assert status == 1
+    assert 'pip install "pneumoclf[plot]"' in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_interrupted_figure_leaves_no_file(
+    trained, data_dir, tmp_path, capsys, monkeypatch
+):
+    from matplotlib.figure import Figure
+
+    def write_then_interrupt(self, file, **kwargs):
+        file.write(PNG_SIGNATURE)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Figure, "savefig", write_then_interrupt)
+    status, _, err = _run(
+        capsys, "evaluate", trained[1], data_dir, "--report-dir", tmp_path
+    )
+    assert status == 130
+    assert "interrupted" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------- predict
+
+
+def test_predict_csv(trained, data_dir, capsys):
+    _, model, _ = trained
+    paths = _image_paths(data_dir)
+    status, out, _ = _run(capsys, "predict", model, *paths)
+    assert status == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [row["path"] for row in rows] == paths
+    pipeline = load_model(model)
+    probabilities = np.array([float(row["pneumonia_probability"]) for row in rows])
+    np.testing.assert_array_equal(probabilities, pipeline.predict_proba(paths)[:, 1])
+    assert ((probabilities >= 0) & (probabilities <= 1)).all()
+    expected = np.where(
+        probabilities >= pipeline[-1].decision_threshold(), "PNEUMONIA", "NORMAL"
+    )
+    assert [row["label"] for row in rows] == expected.tolist()
+
+
+def test_predict_json_to_a_file(trained, data_dir, tmp_path, capsys):
+    _, model, _ = trained
+    paths = _image_paths(data_dir)[:3]
+    output = tmp_path / "predictions.json"
+    status, out, _ = _run(capsys, "predict", model, *paths, "--json", "-o", output)
+    assert status == 0
+    assert out == ""
+    assert list(tmp_path.iterdir()) == [output]
+    rows = json.loads(output.read_text())
+    assert [row["path"] for row in rows] == paths
+    assert {row["label"] for row in rows} <= {"NORMAL", "PNEUMONIA"}
+
+
+# ---------------------------------------------------------------------- explain
+
+
+def test_explain_writes_one_overlay_per_file(trained, data_dir, tmp_path, capsys):
+    _, model, _ = trained
+    paths = _image_paths(data_dir)[:3]
+    out_dir = tmp_path / "overlays"
+    status, out, _ = _run(capsys, "explain", model, *paths, "--out", out_dir)
+    assert status == 0
+    written = out.split()
+    assert written == [str(out_dir / f"{Path(p).stem}_gradcam.png") for p in paths]
+    for path in written:
+        assert Path(path).read_bytes().startswith(PNG_SIGNATURE)
+        assert Image.open(path).size == Image.open(paths[0]).size
+
+
+def test_explain_refuses_an_unknown_layer(trained, data_dir, tmp_path, capsys):
+    _, model, _ = trained
+    paths = _image_paths(data_dir)[:1]
+    status, _, err = _run(
+        capsys, "explain", model, *paths, "--out", tmp_path, "--layer", "nope"
+    )
+    assert status == 1
+    assert "nope" in err and "conv_1" in err
+
+
+# ------------------------------------------------------------- demo and version
+
+
+def test_demo(capsys):
+    status, out, _ = _run(capsys, "demo", "--epochs", "1", "--seed", "3")
+    assert status == 0
+    assert "split (seed 3)" in out
+    assert "training on 160 images (80 NORMAL, 80 PNEUMONIA)" in out
+    for label in ("ROC AUC", "Recall", "Specificity", "Precision", "F2", "Elapsed"):
+        assert label in out
+
+
+def test_version_in_process(capsys):
+    status, out, _ = _run(capsys, "--version")
+    assert status == 0
+    assert out.strip() == f"pneumoclf {pneumoclf.__version__}"
+
+
+def test_installed_console_script():
+    script = Path(sys.executable).with_name("pneumoclf")
+    result = subprocess.run(
+        [script, "--version"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"pneumoclf {pneumoclf.__version__}"
+
+
+# ----------------------------------------------------------------------- errors
+
+
+@pytest.fixture(scope="module")
+def broken_data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("broken")
+    _write_split(root, 4, seed=2)
+    (root / "PNEUMONIA" / "person99_virus_1.jpeg").write_bytes(b"not an image")
+    return root
+
+
+@pytest.fixture(scope="module")
+def corrupt_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("corrupt") / "model.pneumoclf"
+    path.write_text("not a model")
+    return path
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "{tmp}/absent", "-o", "{tmp}/m"], "{tmp}/absent"),
+        (["train", "{tmp}", "-o", "{tmp}/m"], "holds neither NORMAL/"),
+        (["train", "{broken}", "-o", "{tmp}/m"], "person99_virus_1.jpeg: not an image"),
+        (["train", "{data}", "-o", "{tmp}/absent/m"], "folder {tmp}/absent does not"),
+        (["evaluate", "{tmp}/absent.pneumoclf", "{data}"], "{tmp}/absent.pneumoclf"),
+        (["evaluate", "{corrupt}", "{data}"], "not a pneumoclf model file"),
+        (["predict", "{model}", "{tmp}/absent.jpeg"], "absent.jpeg: file not found"),
+    ],
+)  # fmt: skip
+def test_failures_exit_1_with_a_message(
+    argv, message, tmp_path, data_dir, broken_data_dir, corrupt_model, trained, capsys
+):
+    places = dict(
+        tmp=tmp_path, data=data_dir, broken=broken_data_dir, corrupt=corrupt_model,
+        model=trained[1],
+    )  # fmt: skip
+    status, _, err = _run(capsys, *(arg.format(**places) for arg in argv))
+    assert status == 1
+    assert err.startswith("pneumoclf: error: ")
+    assert message.format(**places) in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([], "required: COMMAND"),
+        (["train", "d", "-o", "m", "--epochs", "0"], "argument --epochs: must be a"),
+        (["train", "d", "-o", "m", "--epochs", "ten"], "argument --epochs: must be"),
+        (["train", "d", "-o", "m", "--threshold", "1.5"], "argument --threshold"),
+        (["train", "d"], "required: -o/--output"),
+        (["train", "d", "-o", "m", "--threshold", "0.3", "--target-recall", "0.9"],
+         "--target-recall 0.9 needs --threshold auto"),
+        (["evaluate", "m"], "required: DATA_DIR"),
+        (["predict", "m"], "required: FILE"),
+        (["explain", "m", "f.png"], "required: --out"),
+    ],
+)  # fmt: skip
+def test_usage_errors_exit_2(argv, message, capsys):
+    status, _, err = _run(capsys, *argv)
+    assert status == 2
+    assert message in err
+
+
+def test_interrupt_exits_130(data_dir, tmp_path, capsys, monkeypatch):
+    def interrupt(root):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("pneumoclf.datasets.load_chest_xray", interrupt)
+    status, _, err = _run(capsys, "train", data_dir, "-o", tmp_path / "m")
+    assert status == 130
+    assert err == "pneumoclf: error: interrupted; no partial file was left.\n"
