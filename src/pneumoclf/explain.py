@@ -21,7 +21,6 @@ doi:10.1109/ICCV.2017.74.
 """
 
 import os
-import secrets
 from pathlib import Path
 
 import keras
@@ -33,6 +32,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from .classifier import PneumoniaCNNClassifier
+from .persistence import atomic_open
 from .preprocessing import ImageLoader, _fitted_size, _to_grayscale, _UnreadableImage
 
 __all__ = ["gradcam", "overlay_heatmap", "save_overlays"]
@@ -569,14 +569,6 @@ def _overlay_names(paths):
 
 
 def _save_png_atomically(picture, destination):
-    # A name of our own rather than tempfile.mkstemp, whose files are private
-    # (mode 0600): the renamed picture should get the usual permissions.
-    temporary = destination.with_name(f".{destination.name}.{secrets.token_hex(8)}.tmp")
-    try:
-        with open(temporary, "xb") as file:
-            picture.save(file, format="PNG")
-        os.replace(temporary, destination)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_open(destination) as file:
+        picture.save(file, format="PNG")
     return destination
