@@ -219,6 +219,28 @@ def test_explain_refuses_an_unknown_layer(trained, data_dir, tmp_path, capsys):
     assert "nope" in err and "conv_1" in err
 
 
+# ------------------------------------------------------------------------- tune
+
+
+def test_tune_shares_a_stored_study_and_saves_the_best(data_dir, tmp_path, capsys):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    model = tmp_path / "best.pneumoclf"
+    common = ["tune", data_dir, "--storage", storage, "--study-name", "s",
+              "--epochs", 1, "--image-size", 16]  # fmt: skip
+    status, out, _ = _run(capsys, *common, "--n-trials", 2, "-o", model)
+    assert status == 0
+    assert "Study 's': 2 complete, 0 pruned, 0 failed trials." in out
+    assert "Best trial #" in out and "cnn__filters = " in out
+    assert load_model(model).predict_proba(_image_paths(data_dir)).shape[1] == 2
+
+    status, out, _ = _run(capsys, *common, "--n-trials", 3, "--quiet")
+    assert (status, out) == (0, "")
+    import optuna
+
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert len(study.trials) == 3
+
+
 # ------------------------------------------------------------- demo and version
 
 
@@ -303,6 +325,8 @@ def test_failures_exit_1_with_a_message(
         (["evaluate", "m"], "required: DATA_DIR"),
         (["predict", "m"], "required: FILE"),
         (["explain", "m", "f.png"], "required: --out"),
+        (["tune", "d"], "required: --n-trials"),
+        (["tune", "d", "--n-trials", "2", "--scoring", "f1"], "invalid choice: 'f1'"),
     ],
 )  # fmt: skip
 def test_usage_errors_exit_2(argv, message, capsys):

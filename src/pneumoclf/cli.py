@@ -12,6 +12,9 @@ Subcommands:
     Pneumonia probability and label of each image file.
 ``pneumoclf explain MODEL FILE... --out DIR``
     Grad-CAM heat maps over each image file.
+``pneumoclf tune DATA_DIR --n-trials N``
+    Optuna search of the pipeline, shared by every process that names the same
+    ``--storage`` and ``--study-name``.
 
 Each subcommand is added by a ``_add_<name>_parser(subparsers)`` function that
 registers a ``_run_<name>(args)`` function returning the exit status. Failures
@@ -108,6 +111,7 @@ def build_parser():
         _add_evaluate_parser,
         _add_predict_parser,
         _add_explain_parser,
+        _add_tune_parser,
     ):
         add_parser(subparsers)
     return parser
@@ -528,6 +532,162 @@ def _run_explain(args):
     for path in save_overlays(model, args.files, args.out, layer=args.layer):
         print(path)
     return 0
+
+
+# ---------------------------------------------------------------------------------
+# pneumoclf tune
+# ---------------------------------------------------------------------------------
+
+SCORINGS = ("roc_auc", "recall_weighted")
+
+
+def _add_tune_parser(subparsers):
+    tune = subparsers.add_parser(
+        "tune",
+        help="search the architecture and training settings with Optuna",
+        description=(
+            "Search the pipeline's settings (architecture, optimisation, "
+            "augmentation, image size, threshold rule) with Optuna: each trial "
+            "trains on the images of DATA_DIR and is scored on other patients. "
+            "Processes on any number of machines that name the same --storage "
+            "and --study-name share one study; a rerun resumes it."
+        ),
+    )
+    tune.add_argument(
+        "data_dir", metavar="DATA_DIR", type=Path, help="folder of chest X-rays"
+    )
+    tune.add_argument(
+        "--n-trials",
+        type=_positive_int,
+        required=True,
+        metavar="N",
+        help="finished trials the study must hold, counting every process",
+    )
+    tune.add_argument(
+        "--timeout",
+        type=_positive_float,
+        metavar="S",
+        help="seconds after which this process starts no new trial",
+    )
+    tune.add_argument(
+        "--storage",
+        metavar="URL",
+        help=(
+            "where the study lives: a database URL such as sqlite:///study.db or "
+            "postgresql://user@host/db, or a journal file path (default: memory)"
+        ),
+    )
+    tune.add_argument(
+        "--study-name", metavar="NAME", help="name of the study in --storage"
+    )
+    tune.add_argument(
+        "-o",
+        "--output",
+        metavar="MODEL",
+        type=Path,
+        help="train the best settings on all images and save the model here",
+    )
+    tune.add_argument(
+        "--epochs",
+        type=_positive_int,
+        metavar="N",
+        help="fix the largest number of epochs per trial (default: the model's)",
+    )
+    tune.add_argument(
+        "--image-size",
+        type=_positive_int,
+        metavar="S",
+        help="fix the image side instead of searching it",
+    )
+    tune.add_argument(
+        "--scoring",
+        choices=SCORINGS,
+        default="roc_auc",
+        help=(
+            "trial score on the validation patients: ROC AUC, or F2 with a "
+            "specificity floor (default: %(default)s)"
+        ),
+    )
+    tune.add_argument(
+        "--no-pruning", action="store_true", help="never stop a trial early"
+    )
+    tune.add_argument(
+        "--n-threads",
+        type=_positive_int,
+        metavar="T",
+        help="CPU threads of this process, for several workers on one machine",
+    )
+    tune.add_argument(
+        "--seed",
+        type=_seed,
+        default=0,
+        metavar="S",
+        help="seed of the split and the networks; the same in every worker "
+        "(default: %(default)s)",
+    )
+    tune.add_argument(
+        "--quiet", action="store_true", help="print nothing but errors and warnings"
+    )
+    tune.set_defaults(run=_run_tune)
+
+
+def _run_tune(args):
+    from .datasets import load_chest_xray
+    from .metrics import make_recall_weighted_scorer
+    from .model_selection import limit_threads, tune
+    from .persistence import save_model
+
+    if args.n_threads is not None:
+        limit_threads(args.n_threads)
+    if args.output is not None:
+        _check_output_path(args.output, "-o/--output")
+    data = load_chest_xray(args.data_dir)
+    fixed_params = {}
+    if args.epochs is not None:
+        fixed_params["cnn__epochs"] = args.epochs
+    if args.image_size is not None:
+        fixed_params["load__image_size"] = args.image_size
+    scoring = {"roc_auc": "roc_auc", "recall_weighted": make_recall_weighted_scorer()}
+    study, best = tune(
+        data.paths,
+        _labels(data),
+        groups=data.groups,
+        fixed_params=fixed_params,
+        n_trials=args.n_trials,
+        timeout=args.timeout,
+        storage=args.storage,
+        study_name=args.study_name,
+        scoring=scoring[args.scoring],
+        pruning=not args.no_pruning,
+        random_state=args.seed,
+        n_threads=args.n_threads,
+        refit=args.output is not None,
+        verbose=0 if args.quiet else 1,
+    )
+    if best is not None:
+        save_model(best, args.output)
+    if not args.quiet:
+        print(_describe_study(study, args.scoring))
+        if best is not None:
+            print(f"Saved the best pipeline, trained on all images, to {args.output}.")
+    return 0
+
+
+def _describe_study(study, scoring):
+    from optuna.trial import TrialState
+
+    states = [trial.state for trial in study.trials]
+    lines = [
+        f"Study {study.study_name!r}: {states.count(TrialState.COMPLETE)} complete, "
+        f"{states.count(TrialState.PRUNED)} pruned, "
+        f"{states.count(TrialState.FAIL)} failed trials."
+    ]
+    if TrialState.COMPLETE not in states:
+        return lines[0]
+    best = study.best_trial
+    lines.append(f"Best trial #{best.number}: validation {scoring} {best.value:.4f}")
+    lines.extend(f"  {name} = {value}" for name, value in best.params.items())
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------
