@@ -9,20 +9,31 @@ from scikeras.wrappers import KerasClassifier
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.model_selection import train_test_split
 from sklearn.utils import ClassifierTags, check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    StrOptions,
+)
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
+    _check_feature_names,
+    _check_n_features,
     check_array,
     check_is_fitted,
     column_or_1d,
     validate_data,
 )
 
-from .architecture import OPTIMIZERS, build_cnn
+from .architecture import OPTIMIZERS, build_cnn, resolve_padding
+from .metrics import _check_label_order, _check_no_missing_labels
 
 #: Smallest validation part, in images of each class, worth monitoring.
 MIN_VALIDATION_PER_CLASS = 2
+
+# How far pixels may stray from [0, 1] (rounding after a rescaling) before the
+# input is taken for unscaled images.
+_UNIT_RANGE_SLACK = 1e-3
 
 
 class PneumoniaCNNClassifier(KerasClassifier):
@@ -120,7 +131,10 @@ class PneumoniaCNNClassifier(KerasClassifier):
     ``X`` may be ``(n, h, w, c)`` or ``(n, h, w)`` images scaled to [0, 1], as
     :class:`~pneumoclf.ImageLoader` produces. A 2-D ``(n, k)`` table is read
     as ``n`` images of one row of ``k`` pixels; to feed flattened square
-    images, reshape them to ``(n, h, w)`` first.
+    images, reshape them to ``(n, h, w)`` first. ``fit`` and ``predict`` warn
+    when ``X`` strays outside [0, 1], as unscaled 8-bit pixels (0 to 255) do:
+    the contrast augmentation clips training images to [0, 1], so such
+    values are not learned, nor predicted, as given.
 
     Examples
     --------
@@ -132,7 +146,7 @@ class PneumoniaCNNClassifier(KerasClassifier):
     >>> X[y == "PNEUMONIA", 4:12, 4:12] = 1.0
     >>> clf = PneumoniaCNNClassifier(epochs=5, random_state=0).fit(X, y)
     >>> clf.classes_
-    array(['NORMAL', 'PNEUMONIA'], dtype=object)
+    array(['NORMAL', 'PNEUMONIA'], dtype='<U9')
     >>> clf.predict_proba(X[:2]).shape
     (2, 2)
     """
@@ -271,6 +285,7 @@ class PneumoniaCNNClassifier(KerasClassifier):
         self : PneumoniaCNNClassifier
             The fitted classifier.
         """
+        _check_callbacks(self.callbacks)
         if sample_weight is not None:
             # scikeras multiplies class weights into sample_weight in place.
             sample_weight = np.array(sample_weight, dtype=np.float64)
@@ -336,10 +351,12 @@ class PneumoniaCNNClassifier(KerasClassifier):
             self, X, _binary_target(y), reset=True, allow_nd=True, dtype=np.float32
         )
         X = _image_batch(X)
+        _warn_if_outside_unit_range(X)
         self.image_shape_ = X.shape[1:]
         return X, y
 
     def _keras_build_fn(self):
+        self._check_padding_fits()
         return build_cnn(
             self.image_shape_,
             n_conv_blocks=self.n_conv_blocks,
@@ -384,6 +401,25 @@ class PneumoniaCNNClassifier(KerasClassifier):
         self.threshold_ = self._fitted_threshold(X, y, validation)
 
     # --- helpers --------------------------------------------------------
+
+    def _check_padding_fits(self):
+        if self.padding != "valid":
+            return
+        # "auto" picks "valid" exactly when every block keeps at least one pixel.
+        fitting = resolve_padding(
+            self.image_shape_,
+            n_conv_blocks=self.n_conv_blocks,
+            kernel_size=self.kernel_size,
+        )
+        if fitting != "valid":
+            height, width, _ = self.image_shape_
+            raise ValueError(
+                f"padding='valid' leaves no pixel of {height}x{width} images after "
+                f"{self.n_conv_blocks} blocks of {self.kernel_size}x"
+                f"{self.kernel_size} convolutions and 2x2 pooling; use "
+                "padding='auto' or 'same', fewer n_conv_blocks, a smaller "
+                "kernel_size or larger images."
+            )
 
     def _draw_seed(self):
         if self.random_state is None:
@@ -471,10 +507,14 @@ class PneumoniaCNNClassifier(KerasClassifier):
         )
 
     def _validate_images(self, X):
+        # Column names are compared before the conversion to an array drops them.
+        _check_feature_names(self, X, reset=False)
         X = check_array(X, allow_nd=True, dtype=np.float32, input_name="X")
         _check_image_shape(X.shape, self.image_shape_, type(self).__name__)
-        validate_data(self, X, reset=False, skip_check_array=True)
-        return _image_batch(X)
+        _check_n_features(self, X, reset=False)
+        X = _image_batch(X)
+        _warn_if_outside_unit_range(X)
+        return X
 
 
 class _seeded:
@@ -501,9 +541,26 @@ class _seeded:
         np.random.set_state(self._numpy_state)  # noqa: NPY002
 
 
+def _check_callbacks(callbacks):
+    for position, callback in enumerate(callbacks or []):
+        if not isinstance(callback, keras.callbacks.Callback):
+            raise InvalidParameterError(
+                "The 'callbacks' parameter of PneumoniaCNNClassifier must hold "
+                f"keras.callbacks.Callback instances; got {callback!r} at position "
+                f"{position}."
+            )
+
+
 def _binary_target(y):
     """Check that ``y`` holds exactly two classes."""
     y = column_or_1d(y, warn=True)
+    if len(y) == 0:
+        raise ValueError(
+            "y is empty: PneumoniaCNNClassifier needs labelled images of both "
+            "classes to train."
+        )
+    _check_no_missing_labels(y, "y")
+    _check_labels_of_one_kind(y)
     check_classification_targets(y)
     classes = np.unique(y)
     if len(classes) > 2:
@@ -517,21 +574,56 @@ def _binary_target(y):
             f"y holds one class only ({classes.tolist()}); PneumoniaCNNClassifier "
             "needs examples of both classes to train."
         )
+    _check_label_order(classes, "y")
     return y
+
+
+def _check_labels_of_one_kind(y):
+    if y.dtype.kind != "O":
+        return
+    is_text = np.array([isinstance(label, str) for label in y])
+    if is_text.any() and not is_text.all():
+        text, other = y[np.argmax(is_text)], y[np.argmin(is_text)]
+        raise ValueError(
+            f"y mixes text labels such as {text!r} with other labels such as "
+            f"{other!r}; use one kind, for example 'NORMAL'/'PNEUMONIA' or 0/1."
+        )
+
+
+def _warn_if_outside_unit_range(X):
+    # The contrast augmentation clips training images to [0, 1], and a network
+    # trained on [0, 1] saturates on larger values: either way the prediction is
+    # not what the user meant.
+    low, high = float(X.min()), float(X.max())
+    if low < -_UNIT_RANGE_SLACK or high > 1 + _UNIT_RANGE_SLACK:
+        warnings.warn(
+            f"X holds values in [{low:g}, {high:g}], but PneumoniaCNNClassifier "
+            "expects images scaled to [0, 1], as ImageLoader gives them: divide "
+            "8-bit pixels by 255 and 16-bit ones by 65535.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _image_batch(X):
     """View a validated array as ``(n, h, w, c)`` images."""
     if X.ndim == 2:
-        return X[:, np.newaxis, :, np.newaxis]
-    if X.ndim == 3:
-        return X[..., np.newaxis]
-    if X.ndim == 4:
-        return X
-    raise ValueError(
-        f"Expected images of shape (n, h, w, c) or (n, h, w), or a 2-D table; "
-        f"got an array with {X.ndim} dimensions, shape {X.shape}."
-    )
+        batch = X[:, np.newaxis, :, np.newaxis]
+    elif X.ndim == 3:
+        batch = X[..., np.newaxis]
+    elif X.ndim == 4:
+        batch = X
+    else:
+        raise ValueError(
+            f"Expected images of shape (n, h, w, c) or (n, h, w), or a 2-D table; "
+            f"got an array with {X.ndim} dimensions, shape {X.shape}."
+        )
+    if 0 in batch.shape[1:]:
+        raise ValueError(
+            "Images need at least one row, one column and one channel; got X of "
+            f"shape {X.shape}."
+        )
+    return batch
 
 
 def _check_image_shape(shape, expected, name):
@@ -546,6 +638,16 @@ def _check_image_shape(shape, expected, name):
             "features as input."
         )
     h, w, c = expected
+    if tuple(shape) in ((h, w), (h, w, c)):
+        raise ValueError(
+            f"X of shape {tuple(shape)} is one image, but {name} predicts a batch of "
+            "images: pass X[np.newaxis] for a batch of one."
+        )
+    if image_shape[:2] == (h, w):
+        raise ValueError(
+            f"Images of {image_shape[2]} channels do not match the {c}-channel "
+            f"images this {name} was fitted on."
+        )
     raise ValueError(
         f"Images of shape {image_shape[0]}x{image_shape[1]}x{image_shape[2]} "
         f"(height x width x channels) do not match the {h}x{w}x{c} images this "

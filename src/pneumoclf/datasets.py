@@ -84,9 +84,11 @@ def load_chest_xray(root):
     Class folder names are matched without regard to case. Only the files directly
     inside a class folder are read, and of those only images that PIL decodes
     (``.jpeg``, ``.jpg``, ``.png``, ``.bmp``, ``.tif``, ``.tiff``, any case); hidden
-    files and other files are ignored. A split may lack one of the two class
-    folders, but a class folder that exists must hold at least one image.
-    Sub-folders of ``root`` that hold no class folder are ignored.
+    files and other files are ignored. Entries with such a name that are not
+    folders, broken symbolic links among them, are listed too, so that
+    :class:`~pneumoclf.ImageLoader` reports those it cannot read. A split may lack
+    one of the two class folders, but a class folder that exists must hold at
+    least one image. Sub-folders of ``root`` that hold no class folder are ignored.
 
     Parameters
     ----------
@@ -266,12 +268,14 @@ def _class_folders(folder):
 
 
 def _images_in(folder):
+    # Broken links and other entries that are not folders are kept, so that the
+    # loader names them rather than the data set silently shrinking.
     images = [
         child
         for child in folder.iterdir()
         if child.suffix.lower() in _IMAGE_SUFFIXES
         and not child.name.startswith(".")
-        and child.is_file()
+        and not child.is_dir()
     ]
     if not images:
         raise ValueError(

@@ -21,6 +21,7 @@ doi:10.1109/ICCV.2017.74.
 """
 
 import os
+from numbers import Integral, Real
 from pathlib import Path
 
 import keras
@@ -101,7 +102,8 @@ def gradcam(estimator, X, *, layer=None, batch_size=32):
     sklearn.exceptions.NotFittedError
         If ``estimator`` is not fitted.
     ValueError
-        If ``layer`` is not the name of a convolutional layer of the network.
+        If ``layer`` is not the name of a convolutional layer of the network,
+        or ``batch_size`` is not a positive integer.
 
     See Also
     --------
@@ -139,6 +141,12 @@ def gradcam(estimator, X, *, layer=None, batch_size=32):
     >>> bool(heatmaps.min() >= 0 and heatmaps.max() <= 1)
     True
     """
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, Integral)
+        or batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
     classifier, images = _classifier_and_images(estimator, X)
     model = classifier.model_
     conv = _convolution(model, layer)
@@ -196,8 +204,7 @@ def overlay_heatmap(image, heatmap, *, alpha=0.4, colormap="jet"):
     ('RGB', (80, 60))
     """
     colormap = _colormap(colormap)
-    if not 0 <= alpha <= 1:
-        raise ValueError(f"alpha must be in [0, 1]; got {alpha!r}.")
+    _check_alpha(alpha)
     if isinstance(image, (str, os.PathLike)):
         image = _read_grayscale(image)
     base = _rgb_in_unit_range(image)
@@ -257,6 +264,7 @@ def save_overlays(estimator, paths, out_dir, *, layer=None, alpha=0.4):
             f"paths must be a sequence of paths; wrap {paths!r} in a list."
         )
     paths = list(paths)
+    _check_alpha(alpha)
     estimator = _taking_paths(estimator)
     heatmaps = gradcam(estimator, paths, layer=layer)
 
@@ -533,6 +541,11 @@ def _heatmap_array(heatmap):
         )
     _check_unit_range(heatmap, "heatmap")
     return heatmap
+
+
+def _check_alpha(alpha):
+    if isinstance(alpha, bool) or not isinstance(alpha, Real) or not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be a number in [0, 1]; got {alpha!r}.")
 
 
 def _check_unit_range(values, name):

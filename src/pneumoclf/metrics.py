@@ -45,7 +45,7 @@ _KNOWN_LABEL_PAIRS = (("NORMAL", "PNEUMONIA"), (False, True), (0, 1))
 # --------------------------------------------------------------------------- labels
 
 
-def _resolve_pos_label(labels, pos_label):
+def _resolve_pos_label(labels, pos_label, source="y_true"):
     """Return the pneumonia label among the sorted distinct ``labels``."""
     if len(labels) == 0:
         raise ValueError("y_true is empty: at least one sample is needed.")
@@ -61,6 +61,7 @@ def _resolve_pos_label(labels, pos_label):
             )
         return pos_label
     if len(labels) == 2:
+        _check_label_order(labels, source)
         return labels[1]
     (label,) = labels.tolist()
     for negative, positive in _KNOWN_LABEL_PAIRS:
@@ -72,6 +73,49 @@ def _resolve_pos_label(labels, pos_label):
         f"The data hold the single label {label!r}, which is not one of the known "
         f"labels {_KNOWN_LABEL_PAIRS}; pass pos_label to say which label is pneumonia."
     )
+
+
+def _missing_label_positions(y):
+    """Positions of ``None`` and NaN in a 1-D label array."""
+    if y.dtype.kind == "f":
+        return np.flatnonzero(np.isnan(y))
+    if y.dtype.kind != "O":
+        return np.array([], dtype=int)
+    return np.flatnonzero([_is_missing(label) for label in y])
+
+
+def _is_missing(label):
+    # NaN is the only value that differs from itself.
+    return label is None or (isinstance(label, (float, np.floating)) and label != label)
+
+
+def _check_no_missing_labels(y, name):
+    positions = _missing_label_positions(y)
+    if len(positions):
+        listed = ", ".join(str(position) for position in positions[:10])
+        more = ", ..." if len(positions) > 10 else ""
+        raise ValueError(
+            f"{name} holds missing labels (None or NaN) at positions "
+            f"{listed}{more}; every sample needs a label."
+        )
+
+
+def _check_label_order(labels, name):
+    """Refuse spellings of NORMAL and PNEUMONIA that would make NORMAL the greater.
+
+    The greater label in sorted order is taken as pneumonia, so stray spaces or
+    mixed case (``" PNEUMONIA" < "NORMAL"``, ``"PNEUMONIA" < "normal"``) would
+    silently swap the two classes.
+    """
+    if len(labels) != 2 or not all(isinstance(label, str) for label in labels):
+        return
+    if [label.strip().upper() for label in labels] == ["PNEUMONIA", "NORMAL"]:
+        first, second = (str(label) for label in labels)
+        raise ValueError(
+            f"The labels of {name} are {first!r} and {second!r}: in sorted order the "
+            f"greater one, {second!r}, would be taken as pneumonia. Remove stray "
+            "spaces and use one case, for example np.char.upper(np.char.strip(y))."
+        )
 
 
 def _same_label(label, known):
@@ -86,15 +130,20 @@ def _pneumonia_masks(y_true, y_pred, pos_label):
     y_true = column_or_1d(y_true)
     y_pred = column_or_1d(y_pred)
     check_consistent_length(y_true, y_pred)
-    pos_label = _resolve_pos_label(unique_labels(y_true, y_pred), pos_label)
+    _check_no_missing_labels(y_true, "y_true")
+    _check_no_missing_labels(y_pred, "y_pred")
+    pos_label = _resolve_pos_label(
+        unique_labels(y_true, y_pred), pos_label, source="y_true and y_pred"
+    )
     return y_true == pos_label, y_pred == pos_label
 
 
 def _pneumonia_mask_and_scores(y_true, y_score, pos_label):
     """Validate labels and probabilities; return the "is pneumonia" mask and scores."""
     y_true = column_or_1d(y_true)
-    y_score = column_or_1d(y_score, dtype=np.float64)
+    y_score = _pneumonia_scores(y_score)
     check_consistent_length(y_true, y_score)
+    _check_no_missing_labels(y_true, "y_true")
     pos_label = _resolve_pos_label(unique_labels(y_true), pos_label)
     n_not_finite = int(np.count_nonzero(~np.isfinite(y_score)))
     if n_not_finite:
@@ -107,13 +156,28 @@ def _pneumonia_mask_and_scores(y_true, y_score, pos_label):
     return y_true == pos_label, y_score
 
 
+def _pneumonia_scores(y_score):
+    """``y_score`` as a 1-D float array; a 2-D ``predict_proba`` output is refused."""
+    shape = np.shape(y_score)
+    if len(shape) != 1 and shape[1:] != (1,):
+        raise ValueError(
+            "y_score should be a 1d array of pneumonia probabilities, such as "
+            f"predict_proba(X)[:, 1]; got an array of shape {shape}."
+        )
+    return column_or_1d(y_score, dtype=np.float64)
+
+
+def _is_number(value):
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
 def _check_fraction(name, value):
-    if not isinstance(value, Real) or not 0 <= value <= 1:
+    if not _is_number(value) or not 0 <= value <= 1:
         raise ValueError(f"{name} must be a number in [0, 1], got {value!r}.")
 
 
 def _check_beta(beta):
-    if not isinstance(beta, Real) or not beta > 0 or not np.isfinite(beta):
+    if not _is_number(beta) or not beta > 0 or not np.isfinite(beta):
         raise ValueError(f"beta must be a positive finite number, got {beta!r}.")
 
 

@@ -24,11 +24,13 @@ The file is a zip archive of two members:
 """
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
 import os
 import secrets
+import stat
 import tempfile
 import warnings
 import zipfile
@@ -62,6 +64,10 @@ _METADATA = "metadata.json"
 _MODEL = "model.keras"
 # Far above any real metadata; refuses a compressed bomb before it is expanded.
 _MAX_METADATA_BYTES = 64 * 1024**2
+# Trained weights hardly compress, so a large member that expands far beyond its
+# stored size is a decompression bomb; small members may compress well.
+_MAX_EXPANSION_RATIO = 50
+_MIN_CHECKED_EXPANSION_BYTES = 16 * 1024**2
 
 # The only classes a model file may name: nothing else is ever instantiated.
 _CLASSES = {
@@ -195,8 +201,16 @@ def atomic_open(path, mode="wb", **kwargs):
     ------
     file : file object
         The temporary file, open for writing.
+
+    Raises
+    ------
+    IsADirectoryError
+        If ``path`` is a directory.
+    FileNotFoundError
+        If the folder of ``path`` does not exist; the error names the folder.
     """
     path = Path(path)
+    _check_writable_destination(path)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     # "x" refuses to follow an existing file; the permissions follow the umask.
     file = open(temporary, mode.replace("w", "x"), **kwargs)
@@ -209,6 +223,16 @@ def atomic_open(path, mode="wb", **kwargs):
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def _check_writable_destination(path):
+    """Name ``path`` itself, not the temporary file, when it cannot be written."""
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            errno.ENOENT, "No such folder to write the file in", str(path.parent)
+        )
 
 
 def _final_classifier(estimator):
@@ -354,10 +378,15 @@ def load_model(path):
     ------
     FileNotFoundError
         If ``path`` does not exist.
+    IsADirectoryError
+        If ``path`` is a folder.
     ModelFileError
-        If ``path`` is not a pneumoclf model file, was written in an
+        If ``path`` is not a pneumoclf model file (a pipe or a device is
+        refused before it is opened), was written in an
         incompatible format version, is corrupt or has been tampered with (its
-        checksum does not match), or holds a network Keras refuses to load.
+        checksum does not match, or its metadata disagrees with its network),
+        would expand to an implausible size (a decompression bomb), or holds a
+        network Keras refuses to load.
 
     Warns
     -----
@@ -372,7 +401,7 @@ def load_model(path):
     try:
         estimator = _rebuild_estimator(metadata["estimator"])
         fitted = _decode_fitted_state(metadata["fitted"])
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as error:
         raise ModelFileError(
             f"{path} is not a valid pneumoclf model file: its metadata cannot "
             f"rebuild the estimator ({type(error).__name__}: {error})."
@@ -380,12 +409,26 @@ def load_model(path):
     classifier = (
         estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
     )
-    vars(classifier).update(fitted, model_=_load_keras_model(model_bytes, path))
+    model = _load_keras_model(model_bytes, path)
+    _check_input_shape(model, fitted["image_shape_"], path)
+    vars(classifier).update(fitted, model_=model)
     return estimator
+
+
+def _check_regular_file(path):
+    """Refuse folders, pipes and devices before opening: reading a pipe may block."""
+    mode = os.stat(os.fspath(path)).st_mode
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if not stat.S_ISREG(mode):
+        raise ModelFileError(
+            f"{path} is not a pneumoclf model file: it is not a regular file."
+        )
 
 
 def _read_archive(path):
     """Return the parsed metadata and the model bytes of a model file."""
+    _check_regular_file(path)
     try:
         with zipfile.ZipFile(path) as archive:
             members = set(archive.namelist())
@@ -400,6 +443,7 @@ def _read_archive(path):
                     f"{path} is not a pneumoclf model file: its {_METADATA} is "
                     "implausibly large."
                 )
+            _check_expansion(archive.getinfo(_MODEL), path)
             metadata_bytes = archive.read(_METADATA)
             model_bytes = archive.read(_MODEL)
     except zipfile.BadZipFile as error:
@@ -410,7 +454,7 @@ def _read_archive(path):
         ) from error
     try:
         metadata = json.loads(metadata_bytes)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         raise ModelFileError(
             f"{path} is not a pneumoclf model file: its {_METADATA} is not valid "
             f"JSON ({error})."
@@ -421,6 +465,18 @@ def _read_archive(path):
             f"declare the format {FORMAT_NAME!r}."
         )
     return metadata, model_bytes
+
+
+def _check_expansion(member, path):
+    if (
+        member.file_size > _MIN_CHECKED_EXPANSION_BYTES
+        and member.file_size > _MAX_EXPANSION_RATIO * member.compress_size
+    ):
+        raise ModelFileError(
+            f"{path} is not a pneumoclf model file: its {member.filename} would "
+            f"expand from {member.compress_size} to {member.file_size} bytes, "
+            "which no trained network does (a decompression bomb?)."
+        )
 
 
 def _corrupt(path, reason):
@@ -520,17 +576,29 @@ def _decode_fitted_state(fitted):
     image_shape = tuple(int(side) for side in fitted["image_shape"])
     if len(image_shape) != 3:
         raise ValueError(f"image_shape_ must hold 3 sides, got {image_shape}")
+    threshold = float(fitted["threshold"])
+    if not 0 <= threshold <= 1:
+        raise ValueError(f"threshold_ must lie in [0, 1], got {threshold}")
     return {
         "classes_": classes,
         "image_shape_": image_shape,
         "n_features_in_": int(fitted["n_features_in"]),
-        "threshold_": float(fitted["threshold"]),
+        "threshold_": threshold,
         "history_": {
             str(name): [float(value) for value in values]
             for name, values in _from_json(fitted["history"]).items()
         },
         "n_epochs_": int(fitted["n_epochs"]),
     }
+
+
+def _check_input_shape(model, image_shape, path):
+    network_shape = tuple(model.input_shape[1:])
+    if network_shape != image_shape:
+        raise ModelFileError(
+            f"{path} is not a valid pneumoclf model file: its metadata describes "
+            f"images of shape {image_shape}, but its network takes {network_shape}."
+        )
 
 
 def _load_keras_model(model_bytes, path):

@@ -252,6 +252,10 @@ def _stat_image_file(path):
     """Return ``os.stat(path)`` for a non-empty regular file, else say why not."""
     try:
         status = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise _UnreadableImage("broken symbolic link (no such target)") from None
+        raise _UnreadableImage("file not found") from None
     except OSError as error:
         raise _UnreadableImage(_describe_os_error(error)) from None
     if stat.S_ISDIR(status.st_mode):
@@ -444,10 +448,19 @@ def _write_unit_range(slot, pixels):
 # ---------------------------------------------------------------------------------
 
 
+def _is_path(value):
+    if not isinstance(value, (str, os.PathLike)):
+        return False
+    text = os.fsdecode(os.fspath(value))
+    return text != "" and "\0" not in text
+
+
 def _describe_entry(value):
-    if isinstance(value, str):
-        return "'' (empty string)"
-    return f"{value!r} ({type(value).__name__})"
+    if not isinstance(value, (str, os.PathLike)):
+        return f"{value!r} ({type(value).__name__})"
+    if os.fsdecode(os.fspath(value)) == "":
+        return f"{value!r} (empty string)"
+    return f"{value!r} (contains a null character)"
 
 
 def _check_paths(X):
@@ -473,9 +486,7 @@ def _check_paths(X):
         raise ValueError("ImageLoader needs at least one image path; X is empty.")
 
     invalid = [
-        (position, value)
-        for position, value in enumerate(paths)
-        if not isinstance(value, (str, os.PathLike)) or value == ""
+        (position, value) for position, value in enumerate(paths) if not _is_path(value)
     ]
     if invalid:
         listed = [
@@ -602,7 +613,23 @@ class ImageLoader(TransformerMixin, BaseEstimator):
     larger than ``PIL.Image.MAX_IMAGE_PIXELS`` (a possible decompression bomb; PIL
     also emits its own ``DecompressionBombWarning`` for such a file).
     Truncated files are detected unless ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` has
-    been set to True elsewhere in the program.
+    been set to True elsewhere in the program. Symbolic links are followed; a broken
+    link or a loop of links is reported as such.
+
+    **Memory.** Loading ``n`` images of ``h x w`` pixels needs:
+
+    * the output array, ``n * h * w * 4`` bytes (``float32``), allocated once and
+      filled in place;
+    * with ``cache=True``, the cached images: ``n * h * w`` bytes for 8-bit sources
+      and ``4 * n * h * w`` bytes for 16-bit, 32-bit and floating-point ones (kept as
+      ``float32``), up to the bound of :func:`set_cache_limit`; the cache outlives
+      the call;
+    * one decoded file per thread (``n_jobs``) at a time, at its full resolution
+      (JPEGs at a reduced one), freed as soon as it is resized;
+    * about 2 KiB of bookkeeping per path while the call runs.
+
+    For example, 5,000 images at 224 x 224 take 1 GB of output and, from 8-bit
+    files, 251 MB of cache.
 
     Examples
     --------
@@ -700,14 +727,16 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         )
 
     def _target_size(self):
-        """Return ``image_size`` as ``(height, width)``, checking a tuple's items."""
-        if not isinstance(self.image_size, tuple):
-            return (int(self.image_size), int(self.image_size))
-        if len(self.image_size) == 2 and all(
+        """Return ``image_size`` as ``(height, width)``, checking every side."""
+        sides = self.image_size
+        if not isinstance(sides, tuple):
+            sides = (sides, sides)
+        # bool is an Integral that the parameter constraints let through.
+        if len(sides) == 2 and all(
             isinstance(side, Integral) and not isinstance(side, bool) and side >= 1
-            for side in self.image_size
+            for side in sides
         ):
-            height, width = self.image_size
+            height, width = sides
             return (int(height), int(width))
         raise InvalidParameterError(
             "The 'image_size' parameter of ImageLoader must be an int >= 1 or a "
