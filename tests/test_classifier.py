@@ -179,6 +179,38 @@ def test_early_stopping_stops_and_records_history(data):
     assert len(clf.history_["val_auc"]) == clf.n_epochs_
 
 
+def test_groups_keep_each_patient_on_one_side_of_the_validation_split(
+    data, monkeypatch
+):
+    X, y = data
+    groups = np.arange(len(y)) // 4
+    parts = {}
+    split = PneumoniaCNNClassifier._validation_split
+
+    def recording_split(self, y_encoded):
+        parts["train"], parts["validation"] = split(self, y_encoded)
+        return parts["train"], parts["validation"]
+
+    monkeypatch.setattr(PneumoniaCNNClassifier, "_validation_split", recording_split)
+    PneumoniaCNNClassifier(**FAST).fit(X, y, groups=groups)
+    assert len(parts["validation"]) >= 4
+    assert set(groups[parts["train"]]).isdisjoint(groups[parts["validation"]])
+    assert len(parts["train"]) + len(parts["validation"]) == len(y)
+
+
+def test_groups_reach_the_classifier_through_a_pipeline(image_files):
+    paths, y = image_files
+    pipe = fast_pipeline(validation_fraction=0.25)
+    pipe.fit(paths, y, cnn__groups=np.arange(len(y)) // 2)
+    assert "val_auc" in pipe[-1].history_
+
+
+def test_groups_of_another_length_are_refused(data):
+    X, y = data
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        PneumoniaCNNClassifier(epochs=1).fit(X, y, groups=np.arange(len(y) - 1))
+
+
 def test_three_and_two_dimensional_inputs(data):
     X, y = data
     clf = PneumoniaCNNClassifier(epochs=1, early_stopping=False, random_state=0)

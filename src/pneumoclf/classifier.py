@@ -20,6 +20,7 @@ from sklearn.utils.validation import (
     _check_feature_names,
     _check_n_features,
     check_array,
+    check_consistent_length,
     check_is_fitted,
     column_or_1d,
     validate_data,
@@ -27,6 +28,7 @@ from sklearn.utils.validation import (
 
 from .architecture import OPTIMIZERS, build_cnn, resolve_padding
 from .metrics import _check_label_order, _check_no_missing_labels
+from .model_selection import patient_split
 
 #: Smallest validation part, in images of each class, worth monitoring.
 MIN_VALIDATION_PER_CLASS = 2
@@ -77,7 +79,8 @@ class PneumoniaCNNClassifier(KerasClassifier):
         Stop when the validation AUC has not improved for ``patience`` epochs
         and restore the weights of the best epoch.
     validation_fraction : float, default=0.1
-        Share of the training images held out, stratified by class, to monitor
+        Share of the training images held out, stratified by class (and by
+        patient when ``fit`` is given ``groups``), to monitor
         the AUC (early stopping, learning-rate schedule) and to choose the
         threshold when ``threshold="auto"``. Not used when neither needs it.
     patience : int, default=10
@@ -267,7 +270,7 @@ class PneumoniaCNNClassifier(KerasClassifier):
         return tags
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, groups=None):
         """Train the network on images and their labels.
 
         Parameters
@@ -279,6 +282,12 @@ class PneumoniaCNNClassifier(KerasClassifier):
             the pneumonia class.
         sample_weight : array-like of shape (n,), default=None
             Weights of the images in the loss.
+        groups : array-like of shape (n,), default=None
+            Patient of each image. When given, the validation part is held out
+            by whole patients (see
+            :func:`~pneumoclf.model_selection.patient_split`), so that no child
+            has images on both sides; in a pipeline, pass it as
+            ``pipe.fit(paths, y, cnn__groups=groups)``.
 
         Returns
         -------
@@ -289,9 +298,17 @@ class PneumoniaCNNClassifier(KerasClassifier):
         if sample_weight is not None:
             # scikeras multiplies class weights into sample_weight in place.
             sample_weight = np.array(sample_weight, dtype=np.float64)
+        if groups is not None:
+            groups = column_or_1d(groups)
+            check_consistent_length(y, groups)
         self._seed = self._draw_seed()
-        with _seeded(self._seed):
-            super().fit(X, y, sample_weight=sample_weight)
+        # scikeras' fit passes no extra argument down to _fit_keras_model.
+        self._fit_groups = groups
+        try:
+            with _seeded(self._seed):
+                super().fit(X, y, sample_weight=sample_weight)
+        finally:
+            del self._fit_groups
         return self
 
     def predict_proba(self, X):
@@ -429,7 +446,7 @@ class PneumoniaCNNClassifier(KerasClassifier):
         return int(check_random_state(self.random_state).randint(2**31 - 1))
 
     def _validation_split(self, y):
-        """Indices of the training and (stratified) validation parts."""
+        """Indices of the training and validation parts, stratified by class."""
         everything = np.arange(len(y))
         if not self._needs_validation():
             return everything, None
@@ -447,6 +464,16 @@ class PneumoniaCNNClassifier(KerasClassifier):
                 stacklevel=4,
             )
             return everything, None
+        if self._fit_groups is not None:
+            fraction = self.validation_fraction
+            train, validation, _ = patient_split(
+                everything,
+                y.reshape(-1),
+                groups=self._fit_groups,
+                sizes=(1 - fraction, fraction, 0.0),
+                random_state=self._seed,
+            )
+            return train, validation
         return train_test_split(
             everything,
             test_size=n_validation,

@@ -183,7 +183,7 @@ def _run_demo(args):
         random_state=args.seed,
         verbose=2,
     )
-    pipeline.fit(data.paths[train], labels[train])
+    pipeline.fit(data.paths[train], labels[train], cnn__groups=data.groups[train])
     scores = pipeline.predict_proba(data.paths[test])[:, 1]
     threshold = pipeline[-1].decision_threshold()
     report = clinical_report(data.target[test], scores, threshold)
@@ -213,11 +213,10 @@ def _add_train_parser(subparsers):
             "Train a classifier on every image under DATA_DIR, laid out as "
             "DATA_DIR/<split>/{NORMAL,PNEUMONIA}/ or DATA_DIR/{NORMAL,PNEUMONIA}/ "
             "(all splits found are used), and save it with save_model. The "
-            "classifier holds out a validation part of these images, stratified "
-            "by class, to stop early and to choose the threshold; that part is "
-            "not grouped by patient, so images of one patient may fall on both "
-            "sides and make it slightly optimistic. Evaluate the model on other "
-            "patients with 'pneumoclf evaluate'."
+            "classifier holds out a validation part of these images, by whole "
+            "patients and stratified by class, to stop early and to choose the "
+            "threshold. Evaluate the model on other patients with "
+            "'pneumoclf evaluate'."
         ),
     )
     train.add_argument(
@@ -319,7 +318,7 @@ def _run_train(args):
         random_state=args.seed,
         verbose=0 if args.quiet else 2,
     )
-    pipeline.fit(data.paths, _labels(data))
+    pipeline.fit(data.paths, _labels(data), cnn__groups=data.groups)
     save_model(pipeline, args.output)
     classifier = pipeline[-1]
     if not args.quiet:

@@ -543,6 +543,7 @@ default=None
         )
     paths = np.asarray(_check_paths(paths), dtype=object)
     y = column_or_1d(y)
+    groups = _check_groups(paths, y, groups)
     train, validation, _ = patient_split(
         paths,
         y,
@@ -575,7 +576,9 @@ default=None
                 *(params.get("cnn__callbacks") or []),
                 _pruning_callback(trial),
             ]
-        pipe = _tuning_pipeline(params).fit(paths[train], y[train])
+        pipe = _tuning_pipeline(params).fit(
+            paths[train], y[train], cnn__groups=groups[train]
+        )
         classifier = pipe.named_steps["cnn"]
         pneumonia = pipe.predict_proba(paths[validation])[:, 1]
         trial.set_user_attr(
@@ -603,7 +606,7 @@ default=None
         return study, None
     # fixed_params win over a trial's: a resumed study may have searched them.
     best_params = {**default_params, **_best_trial(study).params, **fixed_params}
-    return study, _tuning_pipeline(best_params).fit(paths, y)
+    return study, _tuning_pipeline(best_params).fit(paths, y, cnn__groups=groups)
 
 
 def _default_params(random_state, n_threads, verbose):
