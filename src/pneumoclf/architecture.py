@@ -8,6 +8,8 @@ convolution with 32 filters, ReLU and 2x2 max pooling, then a dense layer of
 
 import keras
 
+__all__ = ["augmentation_layers", "build_cnn", "resolve_padding"]
+
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
     "adamw": keras.optimizers.AdamW,

@@ -30,6 +30,8 @@ from .architecture import OPTIMIZERS, build_cnn, resolve_padding
 from .metrics import _check_label_order, _check_no_missing_labels
 from .model_selection import patient_split
 
+__all__ = ["PneumoniaCNNClassifier"]
+
 #: Smallest validation part, in images of each class, worth monitoring.
 MIN_VALIDATION_PER_CLASS = 2
 

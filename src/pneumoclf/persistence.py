@@ -145,7 +145,8 @@ def save_model(estimator, path):
     >>> rng = np.random.default_rng(0)
     >>> X = rng.random((24, 16, 16)).astype("float32")
     >>> y = np.array(["NORMAL", "PNEUMONIA"] * 12)
-    >>> clf = PneumoniaCNNClassifier(epochs=1, random_state=0).fit(X, y)
+    >>> clf = PneumoniaCNNClassifier(epochs=1, early_stopping=False, random_state=0)
+    >>> clf = clf.fit(X, y)
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     save_model(clf, Path(folder) / "model.pneumoclf")
     ...     loaded = load_model(Path(folder) / "model.pneumoclf")

@@ -1,0 +1,58 @@
+"""Docstring examples run as doctests, and the API reference lists every module.
+
+The examples run here so that ``python -m pytest`` checks them without building
+the documentation.
+"""
+
+import doctest
+import importlib
+import pkgutil
+import re
+from pathlib import Path
+
+import pytest
+
+import pneumoclf
+
+DOCTEST_FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+
+#: Modules whose docstrings need no example: the package's own (its names are
+#: documented, with examples, in their modules) and the command line's.
+WITHOUT_EXAMPLES = {"pneumoclf", "pneumoclf.cli"}
+
+API_PAGE = Path(__file__).resolve().parents[1] / "docs" / "api.rst"
+
+
+def _public_modules():
+    names = [
+        info.name
+        for info in pkgutil.iter_modules(pneumoclf.__path__, prefix="pneumoclf.")
+        if not info.name.rsplit(".", 1)[1].startswith("_")
+    ]
+    return ["pneumoclf", *sorted(names)]
+
+
+PUBLIC_MODULES = _public_modules()
+
+
+@pytest.mark.parametrize("module_name", PUBLIC_MODULES)
+def test_docstring_examples(module_name):
+    module = importlib.import_module(module_name)
+    runner = doctest.DocTestRunner(optionflags=DOCTEST_FLAGS)
+    report = []
+    for test in doctest.DocTestFinder().find(module):
+        runner.run(test, out=report.append)
+    assert runner.failures == 0, "".join(report)
+    if module_name not in WITHOUT_EXAMPLES:
+        assert runner.tries > 0, (
+            f"{module_name} has no docstring example that runs; add an Examples "
+            "section (numpydoc) to its public functions and classes."
+        )
+
+
+def test_api_reference_lists_every_public_module():
+    listed = set(
+        re.findall(r"^\s+(pneumoclf(?:\.\w+)?)\s*$", API_PAGE.read_text(), re.M)
+    )
+    missing = set(PUBLIC_MODULES) - listed - {"pneumoclf.cli"}
+    assert not missing, f"docs/api.rst does not list {sorted(missing)}"
