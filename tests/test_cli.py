@@ -12,7 +12,7 @@ from PIL import Image
 from synthetic import blob_images, write_images
 
 import pneumoclf
-from pneumoclf.cli import main
+from pneumoclf.cli import TARGET_RECALL, main
 from pneumoclf.metrics import clinical_report
 from pneumoclf.persistence import load_model
 
@@ -73,6 +73,7 @@ def test_train_saves_a_model_and_shows_progress(trained, data_dir):
     classifier = pipeline[-1]
     assert classifier.classes_.tolist() == ["NORMAL", "PNEUMONIA"]
     assert classifier.threshold == "auto"
+    assert classifier.target_recall == TARGET_RECALL
     assert classifier.image_shape_ == (16, 16, 1)
     assert classifier.n_epochs_ == 1
     assert classifier.verbose == 2

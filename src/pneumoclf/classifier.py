@@ -75,7 +75,7 @@ class PneumoniaCNNClassifier(KerasClassifier):
         stalls for ``max(1, patience // 3)`` epochs.
     batch_size : int, default=64
         Images per gradient step.
-    epochs : int, default=50
+    epochs : int, default=100
         Largest number of passes over the training images.
     early_stopping : bool, default=True
         Stop when the validation AUC has not improved for ``patience`` epochs
@@ -85,7 +85,7 @@ class PneumoniaCNNClassifier(KerasClassifier):
         patient when ``fit`` is given ``groups``), to monitor
         the AUC (early stopping, learning-rate schedule) and to choose the
         threshold when ``threshold="auto"``. Not used when neither needs it.
-    patience : int, default=10
+    patience : int, default=15
         Epochs without improvement of the validation AUC before stopping.
     class_weight : {"balanced"}, dict or None, default=None
         Weights of the classes in the loss, as in scikit-learn.
@@ -209,10 +209,10 @@ class PneumoniaCNNClassifier(KerasClassifier):
         learning_rate=1e-3,
         lr_schedule="constant",
         batch_size=64,
-        epochs=50,
+        epochs=100,
         early_stopping=True,
         validation_fraction=0.1,
-        patience=10,
+        patience=15,
         class_weight=None,
         rotation=0.03,
         zoom=0.1,
