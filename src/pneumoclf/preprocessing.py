@@ -418,23 +418,22 @@ def _decode_image(path, target_hw, resize):
     return canvas
 
 
-def _load_image(path, target_hw, resize, use_cache):
+def _cached_pixels(path, target_hw, resize, use_cache):
+    """The cache key of a readable file and its cached pixels (None if absent)."""
     status = _stat_image_file(path)
     if not use_cache:
-        return _decode_image(path, target_hw, resize)
+        return None, None
+    # Device and inode name the file itself, whatever link or relative path leads
+    # to it; size and modification time tell when it was rewritten.
     key = (
-        os.path.realpath(path),
+        status.st_dev,
+        status.st_ino,
         status.st_size,
         status.st_mtime_ns,
-        status.st_ino,
         target_hw,
         resize,
     )
-    pixels = _CACHE.get(key)
-    if pixels is None:
-        pixels = _decode_image(path, target_hw, resize)
-        _CACHE.put(key, pixels)
-    return pixels
+    return key, _CACHE.get(key)
 
 
 def _write_unit_range(slot, pixels):
@@ -513,29 +512,48 @@ def _n_threads(n_jobs):
 
 def _load_images(paths, target_hw, resize, n_threads, use_cache):
     images = np.empty((len(paths), *target_hw, 1), dtype=np.float32)
-
-    def load_into_row(row):
+    failures = []
+    to_decode = []
+    # Cache hits are copied here, in the calling thread: a thread pool costs more
+    # than the copy. Only the files to decode go to the threads.
+    for row, path in enumerate(paths):
         try:
-            pixels = _load_image(os.fspath(paths[row]), target_hw, resize, use_cache)
+            key, pixels = _cached_pixels(os.fspath(path), target_hw, resize, use_cache)
         except _UnreadableImage as error:
-            return paths[row], error.reason
+            failures.append((row, error.reason))
+            continue
+        if pixels is None:
+            to_decode.append((row, key))
+        else:
+            _write_unit_range(images[row, :, :, 0], pixels)
+
+    def decode_into_row(row, key):
+        try:
+            pixels = _decode_image(os.fspath(paths[row]), target_hw, resize)
+        except _UnreadableImage as error:
+            return row, error.reason
+        if key is not None:
+            _CACHE.put(key, pixels)
         _write_unit_range(images[row, :, :, 0], pixels)
         return None
 
-    n_threads = min(n_threads, len(paths))
-    if n_threads == 1:
-        outcomes = [load_into_row(row) for row in range(len(paths))]
+    n_threads = min(n_threads, len(to_decode))
+    if n_threads <= 1:
+        outcomes = [decode_into_row(row, key) for row, key in to_decode]
     else:
         pool = ThreadPoolExecutor(max_workers=n_threads)
         try:
-            outcomes = list(pool.map(load_into_row, range(len(paths))))
+            outcomes = list(pool.map(lambda job: decode_into_row(*job), to_decode))
         finally:
             # On an interrupt, drop the files not started rather than decode them all.
             pool.shutdown(cancel_futures=True)
 
-    failures = [outcome for outcome in outcomes if outcome is not None]
+    failures.extend(outcome for outcome in outcomes if outcome is not None)
     if failures:
-        raise ImageLoadError(failures, n_images=len(paths))
+        raise ImageLoadError(
+            [(paths[row], reason) for row, reason in sorted(failures)],
+            n_images=len(paths),
+        )
     return images
 
 
@@ -572,10 +590,10 @@ class ImageLoader(TransformerMixin, BaseEstimator):
     * Multi-frame files (animated GIF, TIFF stacks) give their first frame.
 
     JPEG files are decoded straight to grayscale at a reduced scale when the target
-    is much smaller than the file, which makes loading several times faster. Files
-    are decoded in parallel threads, and decoded images are cached for the whole
-    process, keyed by the file's resolved path, size, modification time and inode,
-    the target size and ``resize``: a file that changes is read again. Each process
+    is much smaller than the file. Files are decoded in parallel threads, and
+    decoded images are cached for the whole process, keyed by the file's device and
+    inode (so any link or relative path to it hits), size and modification time, the
+    target size and ``resize``: a file that changes is read again. Each process
     has its own cache, so searches run with ``n_jobs > 1`` fill one per worker. See
     :func:`set_cache_limit`, :func:`clear_cache` and :func:`cache_info`.
 
