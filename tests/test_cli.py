@@ -232,7 +232,10 @@ def test_tune_shares_a_stored_study_and_saves_the_best(data_dir, tmp_path, capsy
     assert status == 0
     assert "Study 's': 2 complete, 0 pruned, 0 failed trials." in out
     assert "Best trial #" in out and "cnn__filters = " in out
-    assert load_model(model).predict_proba(_image_paths(data_dir)).shape[1] == 2
+    best = load_model(model)
+    assert best.predict_proba(_image_paths(data_dir)).shape[1] == 2
+    assert best[-1].target_recall == TARGET_RECALL
+    assert "cnn__target_recall" not in out
 
     status, out, _ = _run(capsys, *common, "--n-trials", 3, "--quiet")
     assert (status, out) == (0, "")

@@ -654,6 +654,10 @@ def _run_tune(args):
         fixed_params["cnn__epochs"] = args.epochs
     if args.image_size is not None:
         fixed_params["load__image_size"] = args.image_size
+    if args.scoring == "roc_auc":
+        # The AUC does not depend on the threshold: searching its rule would be
+        # blind, so the best pipeline gets the recipe's.
+        fixed_params["cnn__target_recall"] = TARGET_RECALL
     scoring = {"roc_auc": "roc_auc", "recall_weighted": make_recall_weighted_scorer()}
     study, best = tune(
         data.paths,
