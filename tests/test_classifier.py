@@ -198,6 +198,14 @@ def test_groups_keep_each_patient_on_one_side_of_the_validation_split(
     assert len(parts["train"]) + len(parts["validation"]) == len(y)
 
 
+def test_too_few_patients_train_without_validation(data):
+    X, y = data
+    clf = PneumoniaCNNClassifier(**FAST)
+    with pytest.warns(UserWarning, match="2 patients are too few"):
+        clf.fit(X, y, groups=np.arange(len(y)) // (len(y) // 2))
+    assert "val_auc" not in clf.history_
+
+
 def test_groups_reach_the_classifier_through_a_pipeline(image_files):
     paths, y = image_files
     pipe = fast_pipeline(validation_fraction=0.25)

@@ -458,16 +458,16 @@ class PneumoniaCNNClassifier(KerasClassifier):
             n_validation < 2 * len(labels)
             or counts.min() < 2 * MIN_VALIDATION_PER_CLASS
         ):
-            warnings.warn(
-                f"{len(y)} training images are too few to hold out a validation "
-                f"part of {self.validation_fraction:.0%} with every class in it; "
-                "training on all of them without early stopping or threshold choice.",
-                UserWarning,
-                stacklevel=4,
+            return self._without_validation(everything, f"{len(y)} training images are")
+        if self._fit_groups is None:
+            return train_test_split(
+                everything,
+                test_size=n_validation,
+                stratify=y.reshape(-1),
+                random_state=self._seed,
             )
-            return everything, None
-        if self._fit_groups is not None:
-            fraction = self.validation_fraction
+        fraction = self.validation_fraction
+        try:
             train, validation, _ = patient_split(
                 everything,
                 y.reshape(-1),
@@ -475,13 +475,20 @@ class PneumoniaCNNClassifier(KerasClassifier):
                 sizes=(1 - fraction, fraction, 0.0),
                 random_state=self._seed,
             )
-            return train, validation
-        return train_test_split(
-            everything,
-            test_size=n_validation,
-            stratify=y.reshape(-1),
-            random_state=self._seed,
+        except ValueError:
+            n_patients = len(np.unique(self._fit_groups))
+            return self._without_validation(everything, f"{n_patients} patients are")
+        return train, validation
+
+    def _without_validation(self, everything, too_few):
+        warnings.warn(
+            f"{too_few} too few to hold out a validation part of "
+            f"{self.validation_fraction:.0%} with every class in it; training on all "
+            "of them without early stopping or threshold choice.",
+            UserWarning,
+            stacklevel=5,
         )
+        return everything, None
 
     def _needs_validation(self):
         return (
