@@ -328,8 +328,7 @@ class PneumoniaCNNClassifier(KerasClassifier):
         """
         check_is_fitted(self)
         X = self._validate_images(X)
-        pneumonia = self.model_.predict(X, batch_size=self.batch_size, verbose=0)
-        pneumonia = pneumonia.reshape(-1).astype(np.float64)
+        pneumonia = self._pneumonia_scores(X).astype(np.float64)
         return np.column_stack([1.0 - pneumonia, pneumonia])
 
     def predict(self, X):
@@ -400,24 +399,22 @@ class PneumoniaCNNClassifier(KerasClassifier):
 
     def _fit_keras_model(self, X, y, sample_weight, warm_start, epochs, initial_epoch):
         train, validation = self._validation_split(y)
-        fit_weight = None if sample_weight is None else sample_weight[train]
+        weights = () if sample_weight is None else (sample_weight.astype(np.float32),)
+        arrays = _as_tensors(X, y, *weights)
         validation_data = None
         if validation is not None:
-            validation_data = (X[validation], y[validation])
+            validation_data = _batches(arrays[:2], validation, self.batch_size)
         history = self.model_.fit(
-            X[train],
-            y[train],
-            sample_weight=fit_weight,
+            _batches(arrays, train, self.batch_size, shuffle=True, seed=self._seed),
             validation_data=validation_data,
-            batch_size=self.batch_size,
             epochs=epochs,
-            shuffle=True,
+            shuffle=False,  # the pipeline shuffles, seeded
             callbacks=self._training_callbacks(monitored=validation is not None),
             verbose=self.verbose,
         )
         self.history_ = {name: list(values) for name, values in history.history.items()}
         self.n_epochs_ = len(history.epoch)
-        self.threshold_ = self._fitted_threshold(X, y, validation)
+        self.threshold_ = self._fitted_threshold(arrays[0], y, validation)
 
     # --- helpers --------------------------------------------------------
 
@@ -531,9 +528,7 @@ class PneumoniaCNNClassifier(KerasClassifier):
             return 0.5
         from .metrics import choose_threshold
 
-        scores = self.model_.predict(
-            X[validation], batch_size=self.batch_size, verbose=0
-        )
+        scores = self._pneumonia_scores(X, validation)
         return float(
             choose_threshold(
                 y[validation].reshape(-1),
@@ -541,6 +536,14 @@ class PneumoniaCNNClassifier(KerasClassifier):
                 min_recall=self.target_recall,
             )
         )
+
+    def _pneumonia_scores(self, X, rows=None):
+        """The network's output for ``X`` (or its ``rows``), flattened."""
+        if rows is None:
+            rows = np.arange(len(X))
+        (X,) = _as_tensors(X)
+        scores = self.model_.predict(_batches((X,), rows, self.batch_size), verbose=0)
+        return scores.reshape(-1)
 
     def _validate_images(self, X):
         # Column names are compared before the conversion to an array drops them.
@@ -575,6 +578,35 @@ class _seeded:
 
         random.setstate(self._python_state)
         np.random.set_state(self._numpy_state)  # noqa: NPY002
+
+
+def _as_tensors(*arrays):
+    """TensorFlow copies of ``arrays``, made once for every pipeline over them."""
+    import tensorflow as tf
+
+    return tuple(tf.convert_to_tensor(array) for array in arrays)
+
+
+def _batches(tensors, rows, batch_size, *, shuffle=False, seed=None):
+    """Batches of the given ``rows`` of ``tensors``, as a tf.data pipeline.
+
+    Keras would build a pipeline of its own from NumPy arrays, with tf.data
+    autotuning; tearing that down at the end of every epoch waits seconds for
+    the autotuner's thread, which made training on two cores about 1.5x slower.
+    This pipeline gathers the same batches with autotuning off.
+    """
+    import tensorflow as tf
+
+    order = tf.data.Dataset.from_tensor_slices(np.asarray(rows, dtype=np.int64))
+    if shuffle:
+        order = order.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
+    whole = tf.data.Dataset.from_tensors(tensors).repeat()
+    batches = tf.data.Dataset.zip(order.batch(batch_size), whole).map(
+        lambda batch_rows, data: tuple(tf.gather(t, batch_rows) for t in data)
+    )
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return batches.with_options(options).prefetch(2)
 
 
 def _check_callbacks(callbacks):
