@@ -589,6 +589,24 @@ def test_the_number_of_threads_does_not_change_the_result(tmp_path, n_jobs):
     np.testing.assert_allclose(images[:, 2, 2, 0], np.arange(0, 250, 25) / 255)
 
 
+def test_files_decoded_in_chunks_land_in_their_rows(tmp_path):
+    # Enough files for the threads to take many at a time, a few of them bad.
+    shades = np.arange(300) % 251
+    paths = [
+        gray_file(tmp_path, f"{i}.png", int(shade), (4, 4))
+        for i, shade in enumerate(shades)
+    ]
+    images = ImageLoader(image_size=2, n_jobs=2, cache=False).transform(paths)
+    np.testing.assert_allclose(images[:, 0, 0, 0], shades / 255)
+
+    bad = [17, 150, 299]
+    for row in bad:
+        paths[row].write_text("not an image")
+    with pytest.raises(ImageLoadError) as raised:
+        ImageLoader(image_size=2, n_jobs=2, cache=False).transform(paths)
+    assert [path for path, _ in raised.value.failures] == [paths[row] for row in bad]
+
+
 # --- cache -------------------------------------------------------------------------
 
 

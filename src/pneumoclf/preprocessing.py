@@ -45,6 +45,8 @@ _REDUCING_GAP = 3.0
 # EXIF orientations 5 to 8 turn the picture by a quarter, swapping width and height.
 _ORIENTATIONS_THAT_SWAP_AXES = frozenset({5, 6, 7, 8})
 _MAX_LISTED_INVALID_ENTRIES = 10
+# Most files a decoding thread takes at once.
+_MAX_CHUNK = 64
 # PIL warns above MAX_IMAGE_PIXELS and raises above twice that; a program that turns
 # warnings into errors gets the warning raised.
 _DECOMPRESSION_BOMB_SIGNALS = (
@@ -537,13 +539,20 @@ def _load_images(paths, target_hw, resize, n_threads, use_cache):
         _write_unit_range(images[row, :, :, 0], pixels)
         return None
 
+    def decode_chunk(jobs):
+        return [decode_into_row(row, key) for row, key in jobs]
+
     n_threads = min(n_threads, len(to_decode))
     if n_threads <= 1:
-        outcomes = [decode_into_row(row, key) for row, key in to_decode]
+        outcomes = decode_chunk(to_decode)
     else:
+        # Files go to the threads in chunks: a task per file costs the pool more
+        # time, under the GIL, than decoding a small JPEG does.
+        size = max(1, min(_MAX_CHUNK, len(to_decode) // (4 * n_threads)))
+        chunks = [to_decode[i : i + size] for i in range(0, len(to_decode), size)]
         pool = ThreadPoolExecutor(max_workers=n_threads)
         try:
-            outcomes = list(pool.map(lambda job: decode_into_row(*job), to_decode))
+            outcomes = [o for chunk in pool.map(decode_chunk, chunks) for o in chunk]
         finally:
             # On an interrupt, drop the files not started rather than decode them all.
             pool.shutdown(cancel_futures=True)
