@@ -49,8 +49,9 @@ DEMO_VALIDATION_FRACTION = 0.2
 
 #: Recall the automatic threshold of ``train`` and ``demo`` must reach on the
 #: validation patients: a margin above the 97% sensitivity a recall-first
-#: screening asks for, since a threshold is chosen on a few hundred cases.
-TARGET_RECALL = 0.98
+#: screening asks for, since a threshold is chosen on a few hundred cases
+#: (benchmarks/threshold_rule.py chose it on val patients of five splits).
+TARGET_RECALL = 0.99
 
 FIGURE_NAMES = ("roc_curve.png", "confusion_matrix.png", "training_curves.png")
 

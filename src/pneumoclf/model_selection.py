@@ -213,7 +213,7 @@ def default_search_space(prefix="cnn__", loader_prefix="load__"):
       0.2, ``shift`` up to 0.1, ``contrast`` up to 0.3;
     * image size: ``image_size`` of the loader 32, 64, 96 or 128 pixels;
     * threshold rule: ``threshold`` is always ``"auto"`` and ``target_recall`` is
-      one of None, 0.9, 0.95 or 0.98.
+      one of None, 0.9, 0.95, 0.98 or 0.99.
 
     Every combination is valid: small images that many large kernels would shrink
     to nothing get ``"same"`` padding through the classifier's
@@ -288,7 +288,7 @@ def default_search_space(prefix="cnn__", loader_prefix="load__"):
         "shift": FloatDistribution(0.0, 0.1),
         "contrast": FloatDistribution(0.0, 0.3),
         "threshold": CategoricalDistribution(["auto"]),
-        "target_recall": CategoricalDistribution([None, 0.9, 0.95, 0.98]),
+        "target_recall": CategoricalDistribution([None, 0.9, 0.95, 0.98, 0.99]),
     }
     space = {prefix + name: value for name, value in classifier_space.items()}
     if loader_prefix is not None:
