@@ -584,7 +584,9 @@ def _as_tensors(*arrays):
     """TensorFlow copies of ``arrays``, made once for every pipeline over them."""
     import tensorflow as tf
 
-    return tuple(tf.convert_to_tensor(array) for array in arrays)
+    # Input pipelines run on the host, whatever device trains the network.
+    with tf.device("/cpu:0"):
+        return tuple(tf.convert_to_tensor(array) for array in arrays)
 
 
 def _batches(tensors, rows, batch_size, *, shuffle=False, seed=None):
