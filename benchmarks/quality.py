@@ -64,9 +64,9 @@ CONFIGS = {
         "contrast": 0.1,
     },
     # The recipe of ``pneumoclf train``: the classifier's defaults, whatever they are
-    # when the script runs, with the command line's threshold rule (the best
-    # specificity among thresholds reaching 99% recall on validation patients).
-    "default": {"threshold": "auto", "target_recall": 0.99},
+    # when the script runs, with the command line's dropout and threshold rule (the
+    # best specificity among thresholds reaching 99% recall on validation patients).
+    "default": {"dropout": 0.3, "threshold": "auto", "target_recall": 0.99},
     "batchnorm": {"batch_norm": True, "epochs": 200, "patience": 15},
     "plateau": {"lr_schedule": "plateau", "epochs": 200, "patience": 15},
 }

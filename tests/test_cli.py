@@ -12,7 +12,7 @@ from PIL import Image
 from synthetic import blob_images, write_images
 
 import pneumoclf
-from pneumoclf.cli import TARGET_RECALL, main
+from pneumoclf.cli import DROPOUT, TARGET_RECALL, main
 from pneumoclf.metrics import clinical_report
 from pneumoclf.persistence import load_model
 
@@ -74,6 +74,7 @@ def test_train_saves_a_model_and_shows_progress(trained, data_dir):
     assert classifier.classes_.tolist() == ["NORMAL", "PNEUMONIA"]
     assert classifier.threshold == "auto"
     assert classifier.target_recall == TARGET_RECALL
+    assert classifier.dropout == DROPOUT
     assert classifier.image_shape_ == (16, 16, 1)
     assert classifier.n_epochs_ == 1
     assert classifier.verbose == 2
@@ -323,6 +324,7 @@ def test_failures_exit_1_with_a_message(
         (["train", "d", "-o", "m", "--epochs", "0"], "argument --epochs: must be a"),
         (["train", "d", "-o", "m", "--epochs", "ten"], "argument --epochs: must be"),
         (["train", "d", "-o", "m", "--threshold", "1.5"], "argument --threshold"),
+        (["train", "d", "-o", "m", "--dropout", "1"], "argument --dropout: must be"),
         (["train", "d"], "required: -o/--output"),
         (["train", "d", "-o", "m", "--threshold", "0.3", "--target-recall", "0.9"],
          "--target-recall 0.9 needs --threshold auto"),
