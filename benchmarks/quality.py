@@ -79,8 +79,22 @@ FIXED_THRESHOLD = 0.5
 AT_FIXED = ("recall", "specificity", "precision", "fp_rate", "fn_rate")
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def common_parser(description, seeds):
+    """An argument parser with the options every quality script takes.
+
+    Parameters
+    ----------
+    description : str
+        The script's one-line description.
+    seeds : list of int
+        Default of ``--seeds``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        With ``data``, ``--seeds``, ``--set`` (into ``overrides``) and ``--out``.
+    """
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "data",
         nargs="?",
@@ -88,26 +102,39 @@ def parse_args(argv=None):
         default=DEFAULT_DATA,
         help="chest_xray folder of {train,val}/{NORMAL,PNEUMONIA} (%(default)s)",
     )
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument(
-        "--configs", nargs="+", default=["reference", "default"], choices=CONFIGS
-    )
+    parser.add_argument("--seeds", nargs="+", type=int, default=seeds)
     parser.add_argument(
         "--set",
         dest="overrides",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a classifier parameter in every config (repeatable)",
+        help="override a classifier parameter (repeatable)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=REPO_ROOT / "benchmarks" / "results"
+    )
+    return parser
+
+
+def write_results(out, name, result, table):
+    """Write ``name.json`` and ``name.md`` into ``out`` and print the table."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"{name}.md").write_text(table)
+    print(table)
+
+
+def parse_args(argv=None):
+    parser = common_parser(__doc__.split("\n\n")[0], seeds=[0, 1, 2])
+    parser.add_argument(
+        "--configs", nargs="+", default=["reference", "default"], choices=CONFIGS
     )
     parser.add_argument(
         "--max-epochs",
         type=int,
         default=None,
         help="cap the number of epochs of every config",
-    )
-    parser.add_argument(
-        "--out", type=Path, default=REPO_ROOT / "benchmarks" / "results"
     )
     return parser.parse_args(argv)
 
@@ -414,11 +441,7 @@ def main(argv=None):
     for config in result["configs"].values():
         config["summary"] = aggregate(config["runs"])
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "quality.json").write_text(json.dumps(result, indent=2) + "\n")
-    table = markdown(result)
-    (args.out / "quality.md").write_text(table)
-    print(table)
+    write_results(args.out, "quality", result, markdown(result))
 
 
 if __name__ == "__main__":

@@ -20,22 +20,19 @@ Run from the repository root::
 Writes ``threshold_rule.json`` and ``threshold_rule.md`` into ``--out``.
 """
 
-import argparse
-import json
 import shlex
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from quality import (
-    DEFAULT_DATA,
     IMAGE_SIZE,
-    REPO_ROOT,
     SPLIT_SIZES,
     _stats,
+    common_parser,
     machine,
     parse_overrides,
+    write_results,
 )
 
 from pneumoclf import (
@@ -51,28 +48,9 @@ TARGETS = (0.97, 0.98, 0.985, 0.99, 0.995)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "data",
-        nargs="?",
-        type=Path,
-        default=DEFAULT_DATA,
-        help="chest_xray folder of {train,val}/{NORMAL,PNEUMONIA} (%(default)s)",
-    )
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser = common_parser(__doc__.split("\n\n")[0], seeds=[0, 1, 2, 3, 4])
     parser.add_argument(
         "--targets", nargs="+", type=float, default=list(TARGETS), metavar="RECALL"
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a classifier parameter (repeatable)",
-    )
-    parser.add_argument(
-        "--out", type=Path, default=REPO_ROOT / "benchmarks" / "results"
     )
     return parser.parse_args(argv)
 
@@ -194,11 +172,7 @@ def main(argv=None):
         "runs": runs,
         "summary": summary,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "threshold_rule.json").write_text(json.dumps(result, indent=2) + "\n")
-    table = markdown(result)
-    (args.out / "threshold_rule.md").write_text(table)
-    print(table)
+    write_results(args.out, "threshold_rule", result, markdown(result))
 
 
 if __name__ == "__main__":
