@@ -182,6 +182,9 @@ def test_patient_split_zero_val_fraction_gives_empty_val():
         ({"sizes": (0.5, 0.2, 0.2)}, "non-negative and sum to 1"),
         ({"y": [1, 1, 1, 1]}, "single class"),
         ({"groups": ["a", "a", "b", "b"]}, "2 patient"),
+        ({"y": [0, 1, None, 1]}, "y holds missing labels .* at positions 2;"),
+        ({"y": [0.0, 1.0, np.nan, 1.0]}, "y holds missing labels .* at positions 2;"),
+        ({"groups": ["a", None, "c", None]}, "missing patients .* positions 1, 3;"),
         ({"sizes": (0.98, 0.01, 0.01)}, "The val part came out empty"),
     ],
 )

@@ -24,6 +24,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, validate_param
 from sklearn.utils.validation import column_or_1d
 
 from pneumoclf.datasets import patient_id
+from pneumoclf.metrics import _check_no_missing_labels, _missing_label_positions
 from pneumoclf.preprocessing import ImageLoader, _check_paths
 
 __all__ = ["default_search_space", "limit_threads", "patient_split", "tune"]
@@ -86,6 +87,7 @@ def patient_split(paths, y, *, groups=None, sizes=(0.7, 0.15, 0.15), random_stat
     0.5
     """
     y = column_or_1d(y, warn=True)
+    _check_no_missing_labels(y, "y")
     groups = _check_groups(paths, y, groups)
     sizes = _check_sizes(sizes)
     classes, y_encoded = np.unique(y, return_inverse=True)
@@ -130,6 +132,13 @@ def _check_groups(paths, y, groups):
     if len(groups) != n_paths:
         raise ValueError(
             f"groups and paths differ in length: {len(groups)} and {n_paths}."
+        )
+    missing = _missing_label_positions(groups)
+    if len(missing):
+        listed = ", ".join(str(position) for position in missing[:10])
+        raise ValueError(
+            f"groups holds missing patients (None or NaN) at positions {listed}"
+            f"{', ...' if len(missing) > 10 else ''}; every image needs its patient."
         )
     return groups
 
