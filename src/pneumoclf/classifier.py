@@ -593,8 +593,8 @@ def _batches(tensors, rows, batch_size, *, shuffle=False, seed=None):
     """Batches of the given ``rows`` of ``tensors``, as a tf.data pipeline.
 
     Keras would build a pipeline of its own from NumPy arrays, with tf.data
-    autotuning; tearing that down at the end of every epoch waits seconds for
-    the autotuner's thread, which made training on two cores about 1.5x slower.
+    autotuning; tearing that down at the end of an epoch can wait seconds for
+    the autotuner's thread, which made training on two cores up to 1.5x slower.
     This pipeline gathers the same batches with autotuning off.
     """
     import tensorflow as tf
