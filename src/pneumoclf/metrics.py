@@ -89,14 +89,14 @@ def _is_missing(label):
     return label is None or (isinstance(label, (float, np.floating)) and label != label)
 
 
-def _check_no_missing_labels(y, name):
+def _check_no_missing_labels(y, name, *, noun="label"):
     positions = _missing_label_positions(y)
     if len(positions):
         listed = ", ".join(str(position) for position in positions[:10])
         more = ", ..." if len(positions) > 10 else ""
         raise ValueError(
-            f"{name} holds missing labels (None or NaN) at positions "
-            f"{listed}{more}; every sample needs a label."
+            f"{name} holds missing {noun}s (None or NaN) at positions "
+            f"{listed}{more}; every sample needs a {noun}."
         )
 
 

@@ -24,7 +24,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, validate_param
 from sklearn.utils.validation import column_or_1d
 
 from pneumoclf.datasets import patient_id
-from pneumoclf.metrics import _check_no_missing_labels, _missing_label_positions
+from pneumoclf.metrics import _check_no_missing_labels
 from pneumoclf.preprocessing import ImageLoader, _check_paths
 
 __all__ = ["default_search_space", "limit_threads", "patient_split", "tune"]
@@ -133,13 +133,7 @@ def _check_groups(paths, y, groups):
         raise ValueError(
             f"groups and paths differ in length: {len(groups)} and {n_paths}."
         )
-    missing = _missing_label_positions(groups)
-    if len(missing):
-        listed = ", ".join(str(position) for position in missing[:10])
-        raise ValueError(
-            f"groups holds missing patients (None or NaN) at positions {listed}"
-            f"{', ...' if len(missing) > 10 else ''}; every image needs its patient."
-        )
+    _check_no_missing_labels(groups, "groups", noun="patient")
     return groups
 
 
