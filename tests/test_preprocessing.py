@@ -5,7 +5,6 @@ import warnings
 import numpy as np
 import pytest
 from PIL import Image, ImageFile
-from PIL.JpegImagePlugin import JpegImageFile
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
@@ -268,21 +267,20 @@ def test_exif_orientation_is_applied_when_jpeg_decoding_downscales(tmp_path):
 
 
 @pytest.fixture
-def decoded_jpeg_sizes(monkeypatch):
-    sizes = []  # one entry per call to load; the first is the decode itself
-    original_load = JpegImageFile.load
+def decoded_sizes(monkeypatch):
+    sizes = []  # (width, height) of each decoded image, upright, before resizing
+    original_resized = preprocessing._resized
 
-    def recording_load(image):
-        decoded = original_load(image)
+    def recording_resized(image, size):
         sizes.append(image.size)
-        return decoded
+        return original_resized(image, size)
 
-    monkeypatch.setattr(JpegImageFile, "load", recording_load)
+    monkeypatch.setattr(preprocessing, "_resized", recording_resized)
     return sizes
 
 
 def test_large_jpeg_is_decoded_at_a_reduced_scale_no_smaller_than_the_target(
-    tmp_path, decoded_jpeg_sizes
+    tmp_path, decoded_sizes
 ):
     rng = np.random.default_rng(0)
     pixels = np.kron(rng.integers(0, 256, (8, 8)), np.ones((64, 64))).astype(np.uint8)
@@ -290,7 +288,7 @@ def test_large_jpeg_is_decoded_at_a_reduced_scale_no_smaller_than_the_target(
 
     images = ImageLoader(image_size=64, cache=False).transform([path])
 
-    assert decoded_jpeg_sizes[0] == (64, 64)  # 512 / 8, straight from the DCT
+    assert decoded_sizes == [(64, 64)]  # 512 / 8, straight from the DCT
     with Image.open(path) as full:
         expected = np.asarray(full.resize((64, 64), Image.Resampling.BILINEAR)) / 255
     assert np.abs(images[0, :, :, 0] - expected).mean() < 0.02
@@ -300,17 +298,81 @@ def test_large_jpeg_is_decoded_at_a_reduced_scale_no_smaller_than_the_target(
     ("orientation", "decoded_size"),
     # Stored 512 wide and 64 tall; the target is 64 tall and 8 wide. Shown upright
     # (orientation 1) it must keep its 64 rows; turned (6) it may shrink 8 times.
-    [(1, (512, 64)), (6, (64, 8))],
+    [(1, (512, 64)), (6, (8, 64))],
 )
 def test_jpeg_downscaling_accounts_for_the_exif_orientation(
-    tmp_path, decoded_jpeg_sizes, orientation, decoded_size
+    tmp_path, decoded_sizes, orientation, decoded_size
 ):
     path = left_white_jpeg(tmp_path / "strip.jpg", (512, 64), orientation)
 
     images = ImageLoader(image_size=(64, 8)).transform([path])
 
-    assert decoded_jpeg_sizes[0] == decoded_size
+    assert decoded_sizes == [decoded_size]
     assert images.shape == (1, 64, 8, 1)
+
+
+def noise_jpeg(path, mode, size, **options):
+    rng = np.random.default_rng(sum(size))
+    channels = {"L": (), "RGB": (3,)}[mode]
+    pixels = rng.integers(0, 256, (size[1], size[0], *channels), dtype=np.uint8)
+    return save(Image.fromarray(pixels, mode), path, quality=90, **options)
+
+
+@pytest.mark.parametrize(
+    ("mode", "size", "options"),
+    [
+        ("L", (1, 1), {}),
+        ("L", (300, 200), {"progressive": True}),
+        ("RGB", (37, 23), {"subsampling": 0}),
+        ("RGB", (513, 64), {"subsampling": 2, "optimize": True}),
+        ("RGB", (256, 256), {"comment": b"a comment", "restart_marker_blocks": 1}),
+    ],
+)
+@pytest.mark.parametrize(
+    ("image_size", "resize"), [(16, "stretch"), ((20, 9), "pad"), (600, "stretch")]
+)
+def test_plain_jpegs_give_the_pixels_image_open_gives(
+    tmp_path, monkeypatch, mode, size, options, image_size, resize
+):
+    path = noise_jpeg(tmp_path / "plain.jpg", mode, size, **options)
+    target_hw = (image_size, image_size) if isinstance(image_size, int) else image_size
+    assert preprocessing._decode_plain_jpeg(path.read_bytes(), target_hw, resize)
+    loader = ImageLoader(image_size=image_size, resize=resize, cache=False)
+
+    direct = loader.transform([path])
+    monkeypatch.setattr(preprocessing, "_decode_plain_jpeg", lambda *args: None)
+    through_image_open = loader.transform([path])
+
+    np.testing.assert_array_equal(direct, through_image_open)
+
+
+def test_jpegs_with_more_than_pixels_are_left_to_image_open(tmp_path):
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 1
+    rgb = Image.new("RGB", (16, 16), (200, 10, 10))
+    files = {
+        "exif": save(rgb, tmp_path / "exif.jpg", exif=exif),
+        "icc": save(rgb, tmp_path / "icc.jpg", icc_profile=b"not checked here"),
+        "cmyk": save(Image.new("CMYK", (16, 16)), tmp_path / "cmyk.jpg"),
+    }
+    for name, path in files.items():
+        assert preprocessing._plain_jpeg_size(path.read_bytes()) is None, name
+
+    plain = save(rgb, tmp_path / "plain.jpg").read_bytes()
+    assert preprocessing._plain_jpeg_size(plain) == (16, 16)
+    for cut in (2, 3, 20):  # headers that end early
+        assert preprocessing._plain_jpeg_size(plain[:cut]) is None
+    assert preprocessing._plain_jpeg_size(b"\x89PNG\r\n\x1a\n") is None
+
+
+def test_a_truncated_plain_jpeg_is_reported_as_truncated(tmp_path):
+    data = noise_jpeg(tmp_path / "whole.jpg", "L", (64, 64)).read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(data[: len(data) // 2])
+    assert preprocessing._plain_jpeg_size(cut.read_bytes()) == (64, 64)
+
+    with pytest.raises(ImageLoadError, match=r"cut\.jpg: truncated image file"):
+        ImageLoader(image_size=16).transform([cut])
 
 
 def test_a_one_pixel_image_fills_the_target(tmp_path):
@@ -443,14 +505,14 @@ def test_the_pixel_limit_still_holds_when_warnings_are_errors(tmp_path, monkeypa
 
 def test_permission_denied_is_reported(tmp_path, monkeypatch):
     path = gray_file(tmp_path, "secret.png", 10)
-    original_open = Image.open
 
     def refusing_open(file, *args, **kwargs):
         if os.fspath(file) == os.fspath(path):
             raise PermissionError(13, "Permission denied", os.fspath(file))
-        return original_open(file, *args, **kwargs)
+        return open(file, *args, **kwargs)
 
-    monkeypatch.setattr(Image, "open", refusing_open)
+    # Tests may run as root, whom file permissions do not stop.
+    monkeypatch.setattr(preprocessing, "open", refusing_open, raising=False)
 
     with pytest.raises(ImageLoadError) as raised:
         ImageLoader(image_size=8).transform([path])
@@ -633,6 +695,24 @@ def test_a_second_transform_does_not_decode_again(tmp_path, decode_calls):
     assert len(decode_calls) == 3
     np.testing.assert_array_equal(first, second)
     assert cache_info()[:3] == (3, 3, 3)  # hits, misses, entries
+
+
+def test_cached_and_decoded_images_of_any_depth_land_in_their_rows(tmp_path):
+    eight_bit = [
+        gray_file(tmp_path, f"{shade}.png", shade) for shade in range(0, 250, 9)
+    ]
+    sixteen_bit = save(Image.new("I;16", (20, 20), 30000), tmp_path / "deep.png")
+    paths = [*eight_bit[:10], sixteen_bit, *eight_bit[10:]]
+    expected = ImageLoader(image_size=4, cache=False).transform(paths)
+    loader = ImageLoader(image_size=4, n_jobs=2)
+
+    loader.transform(paths[::3])  # every third file is cached, the others are not
+    mixed = loader.transform(paths)
+    all_cached = loader.transform(paths)
+
+    np.testing.assert_array_equal(mixed, expected)
+    np.testing.assert_array_equal(all_cached, expected)
+    assert expected[10, 0, 0, 0] == np.float32(30000 / 65535)
 
 
 def test_without_cache_every_transform_decodes(tmp_path, decode_calls):

@@ -8,6 +8,7 @@ again and again, decode each file only once; see :func:`set_cache_limit`,
 :func:`clear_cache` and :func:`cache_info`.
 """
 
+import io
 import os
 import stat
 import threading
@@ -46,7 +47,17 @@ _REDUCING_GAP = 3.0
 _ORIENTATIONS_THAT_SWAP_AXES = frozenset({5, 6, 7, 8})
 _MAX_LISTED_INVALID_ENTRIES = 10
 # Most files a decoding thread takes at once.
-_MAX_CHUNK = 64
+_MAX_BLOCK = 64
+# Bytes of output that cached images are scaled to [0, 1] in at once.
+_BLOCK_NBYTES = 4 * 1024**2
+_JPEG_START = b"\xff\xd8"
+# Segments a JPEG may hold and still be decoded without Image.open (see
+# _decode_plain_jpeg): JFIF header, quantisation and Huffman tables, restart interval,
+# comments. Any other (EXIF orientation, colour profiles, Adobe colour transforms,
+# several frames) sends the file through Image.open.
+_PLAIN_JPEG_SEGMENTS = frozenset({0xE0, 0xDB, 0xC4, 0xDD, 0xFE})
+# Baseline, extended sequential and progressive frames, Huffman-coded.
+_PLAIN_JPEG_FRAMES = frozenset({0xC0, 0xC1, 0xC2})
 # PIL warns above MAX_IMAGE_PIXELS and raises above twice that; a program that turns
 # warnings into errors gets the warning raised.
 _DECOMPRESSION_BOMB_SIGNALS = (
@@ -124,15 +135,17 @@ class _ImageCache:
         self._hits = 0
         self._misses = 0
 
-    def get(self, key):
+    def get_many(self, keys):
+        """The arrays stored under ``keys``, None where absent."""
         with self._lock:
-            array = self._entries.get(key)
-            if array is None:
-                self._misses += 1
-            else:
-                self._entries.move_to_end(key)
-                self._hits += 1
-            return array
+            arrays = [self._entries.get(key) for key in keys]
+            for key, array in zip(keys, arrays, strict=True):
+                if array is not None:
+                    self._entries.move_to_end(key)
+            n_found = sum(array is not None for array in arrays)
+            self._hits += n_found
+            self._misses += len(keys) - n_found
+            return arrays
 
     def put(self, key, array):
         array.flags.writeable = False
@@ -363,9 +376,63 @@ def _to_grayscale(img):
         raise _UnreadableImage(f"unsupported image mode {mode!r}") from None
 
 
-def _open_grayscale(path, target_hw, resize):
-    """Decode the image at ``path``, upright, as an "L" or a normalised "F" image."""
-    with Image.open(path) as img:
+def _plain_jpeg_size(data):
+    """``(width, height)`` of an 8-bit, 1- or 3-channel JPEG with no extra segments.
+
+    Returns None for anything else, or for a file whose headers end early.
+    """
+    if not data.startswith(_JPEG_START):
+        return None
+    position = 2
+    while position + 10 <= len(data) and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker in _PLAIN_JPEG_FRAMES:
+            precision = data[position + 4]
+            height = int.from_bytes(data[position + 5 : position + 7], "big")
+            width = int.from_bytes(data[position + 7 : position + 9], "big")
+            n_channels = data[position + 9]
+            if precision == 8 and n_channels in (1, 3) and width and height:
+                return width, height
+            return None
+        if marker not in _PLAIN_JPEG_SEGMENTS:
+            return None
+        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+    return None
+
+
+def _decode_plain_jpeg(data, target_hw, resize):
+    """Decode a plain JPEG straight to a reduced grayscale "L" image, or return None.
+
+    The same decoder, scale and pixels as ``Image.open`` with ``draft``, without
+    parsing the headers in Python: most of the cost of a small JPEG, and time for
+    which the other decoding threads wait. Files this cannot take return None, so
+    that ``Image.open`` reads them and names what is wrong with them.
+    """
+    size = _plain_jpeg_size(data)
+    limit = Image.MAX_IMAGE_PIXELS
+    if size is None or (limit is not None and size[0] * size[1] > limit):
+        return None
+    needed_w, needed_h = _output_size(size, target_hw, resize)
+    # The scale JpegImageFile.draft chooses: the largest that keeps the needed size.
+    ratio = min(size[0] // needed_w, size[1] // needed_h)
+    scale = next((s for s in (8, 4, 2) if ratio >= s), 1)
+    decoded_size = (-(-size[0] // scale), -(-size[1] // scale))
+    try:
+        return Image.frombytes("L", decoded_size, data, "jpeg", "L", "", scale, 0)
+    except (OSError, ValueError):
+        return None
+
+
+def _open_grayscale(file, target_hw, resize):
+    """Decode the image in ``file``, upright, as an "L" or a normalised "F" image."""
+    if file.read(len(_JPEG_START)) == _JPEG_START:
+        data = _JPEG_START + file.read()
+        gray = _decode_plain_jpeg(data, target_hw, resize)
+        if gray is not None:
+            return gray
+        file = io.BytesIO(data)
+    file.seek(0)
+    with Image.open(file) as img:
         _check_pixel_count(img)
         _request_jpeg_downscale(img, target_hw, resize)
         # Decoding here, inside the caller's error handling, is what detects
@@ -402,7 +469,8 @@ def _decode_image(path, target_hw, resize):
         ``uint8`` for 8-bit sources (to be divided by 255), else ``float32`` in [0, 1].
     """
     try:
-        gray = _open_grayscale(path, target_hw, resize)
+        with open(path, "rb") as file:
+            gray = _open_grayscale(file, target_hw, resize)
     except (_UnreadableImage, MemoryError):
         raise
     # A damaged file can make a decoder fail in many ways; each becomes a reason.
@@ -420,14 +488,10 @@ def _decode_image(path, target_hw, resize):
     return canvas
 
 
-def _cached_pixels(path, target_hw, resize, use_cache):
-    """The cache key of a readable file and its cached pixels (None if absent)."""
-    status = _stat_image_file(path)
-    if not use_cache:
-        return None, None
+def _cache_key(status, target_hw, resize):
     # Device and inode name the file itself, whatever link or relative path leads
     # to it; size and modification time tell when it was rewritten.
-    key = (
+    return (
         status.st_dev,
         status.st_ino,
         status.st_size,
@@ -435,13 +499,32 @@ def _cached_pixels(path, target_hw, resize, use_cache):
         target_hw,
         resize,
     )
-    return key, _CACHE.get(key)
 
 
-def _write_unit_range(slot, pixels):
-    slot[...] = pixels
-    if pixels.dtype == np.uint8:
-        slot /= 255
+def _write_rows(images, rows, pixels):
+    """Write each of ``pixels`` into its row of ``images``, in [0, 1].
+
+    8-bit pixels are scaled in blocks: a NumPy call per image would cost more than
+    the scaling itself.
+    """
+    eight_bit = [
+        (row, image)
+        for row, image in zip(rows, pixels, strict=True)
+        if image.dtype == np.uint8
+    ]
+    per_block = max(1, _BLOCK_NBYTES // images[0].nbytes)
+    for start in range(0, len(eight_bit), per_block):
+        block_rows, block = zip(*eight_bit[start : start + per_block], strict=True)
+        first, last = block_rows[0], block_rows[-1]
+        if last - first == len(block_rows) - 1:  # consecutive rows: no gather needed
+            target = images[first : last + 1, :, :, 0]
+            np.stack(block, out=target, casting="unsafe")
+            target /= 255
+        else:
+            images[list(block_rows), :, :, 0] = np.stack(block) / np.float32(255)
+    for row, image in zip(rows, pixels, strict=True):
+        if image.dtype != np.uint8:
+            images[row, :, :, 0] = image
 
 
 # ---------------------------------------------------------------------------------
@@ -512,52 +595,79 @@ def _n_threads(n_jobs):
     return n_jobs
 
 
-def _load_images(paths, target_hw, resize, n_threads, use_cache):
-    images = np.empty((len(paths), *target_hw, 1), dtype=np.float32)
-    failures = []
-    to_decode = []
-    # Cache hits are copied here, in the calling thread: a thread pool costs more
-    # than the copy. Only the files to decode go to the threads.
+def _look_up(paths, target_hw, resize, use_cache):
+    """Stat every file and look it up in the cache.
+
+    Returns
+    -------
+    jobs : list of (int, tuple or None, ndarray or None)
+        Row, cache key and cached pixels of each readable file.
+    failures : list of (int, str)
+        Row and reason of each file that cannot be read.
+    """
+    failures, rows, keys = [], [], []
     for row, path in enumerate(paths):
         try:
-            key, pixels = _cached_pixels(os.fspath(path), target_hw, resize, use_cache)
+            status = _stat_image_file(os.fspath(path))
         except _UnreadableImage as error:
             failures.append((row, error.reason))
             continue
+        rows.append(row)
+        keys.append(_cache_key(status, target_hw, resize) if use_cache else None)
+    cached = _CACHE.get_many(keys) if use_cache else [None] * len(keys)
+    return list(zip(rows, keys, cached, strict=True)), failures
+
+
+def _load_block(paths, jobs, images, target_hw, resize):
+    """Write the pixels of ``jobs``, cached or decoded, into ``images``.
+
+    Returns
+    -------
+    failures : list of (int, str)
+        Row and reason of each file that could not be decoded.
+    """
+    failures, rows, loaded = [], [], []
+    for row, key, pixels in jobs:
         if pixels is None:
-            to_decode.append((row, key))
-        else:
-            _write_unit_range(images[row, :, :, 0], pixels)
+            try:
+                pixels = _decode_image(os.fspath(paths[row]), target_hw, resize)
+            except _UnreadableImage as error:
+                failures.append((row, error.reason))
+                continue
+            if key is not None:
+                _CACHE.put(key, pixels)
+        rows.append(row)
+        loaded.append(pixels)
+    _write_rows(images, rows, loaded)
+    return failures
 
-    def decode_into_row(row, key):
-        try:
-            pixels = _decode_image(os.fspath(paths[row]), target_hw, resize)
-        except _UnreadableImage as error:
-            return row, error.reason
-        if key is not None:
-            _CACHE.put(key, pixels)
-        _write_unit_range(images[row, :, :, 0], pixels)
-        return None
 
-    def decode_chunk(jobs):
-        return [decode_into_row(row, key) for row, key in jobs]
+def _load_images(paths, target_hw, resize, n_threads, use_cache):
+    images = np.empty((len(paths), *target_hw, 1), dtype=np.float32)
+    jobs, failures = _look_up(paths, target_hw, resize, use_cache)
 
-    n_threads = min(n_threads, len(to_decode))
-    if n_threads <= 1:
-        outcomes = decode_chunk(to_decode)
+    def load(block):
+        return _load_block(paths, block, images, target_hw, resize)
+
+    # Cached images are copied here, in the calling thread: threads would cost more
+    # than the copy. Only the files to decode go to the threads.
+    load([job for job in jobs if job[2] is not None])
+    to_decode = [job for job in jobs if job[2] is None]
+    # Files to decode go to the threads in blocks: a task per file costs the pool
+    # more time, under the GIL, than decoding a small JPEG does.
+    size = max(1, min(_MAX_BLOCK, len(to_decode) // (4 * n_threads)))
+    blocks = [to_decode[i : i + size] for i in range(0, len(to_decode), size)]
+    if n_threads <= 1 or len(blocks) <= 1:
+        outcomes = [load(block) for block in blocks]
     else:
-        # Files go to the threads in chunks: a task per file costs the pool more
-        # time, under the GIL, than decoding a small JPEG does.
-        size = max(1, min(_MAX_CHUNK, len(to_decode) // (4 * n_threads)))
-        chunks = [to_decode[i : i + size] for i in range(0, len(to_decode), size)]
         pool = ThreadPoolExecutor(max_workers=n_threads)
         try:
-            outcomes = [o for chunk in pool.map(decode_chunk, chunks) for o in chunk]
+            outcomes = list(pool.map(load, blocks))
         finally:
             # On an interrupt, drop the files not started rather than decode them all.
             pool.shutdown(cancel_futures=True)
 
-    failures.extend(outcome for outcome in outcomes if outcome is not None)
+    failures += [failure for block in outcomes for failure in block]
     if failures:
         raise ImageLoadError(
             [(paths[row], reason) for row, reason in sorted(failures)],
