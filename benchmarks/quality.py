@@ -92,7 +92,8 @@ def common_parser(description, seeds):
     Returns
     -------
     argparse.ArgumentParser
-        With ``data``, ``--seeds``, ``--set`` (into ``overrides``) and ``--out``.
+        With ``data``, ``--seeds``, ``--set`` (into ``overrides``), ``--image-size``
+        and ``--out``.
     """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
@@ -110,6 +111,12 @@ def common_parser(description, seeds):
         default=[],
         metavar="KEY=VALUE",
         help="override a classifier parameter (repeatable)",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=IMAGE_SIZE,
+        help="side of the square images the network sees (%(default)s)",
     )
     parser.add_argument(
         "--out", type=Path, default=REPO_ROOT / "benchmarks" / "results"
@@ -387,7 +394,7 @@ def main(argv=None):
     overrides = parse_overrides(args.overrides)
     data = load_chest_xray(args.data)
     start = time.perf_counter()
-    X = ImageLoader(image_size=IMAGE_SIZE).transform(data.paths)
+    X = ImageLoader(image_size=args.image_size).transform(data.paths)
     print(f"loaded {len(X)} images in {time.perf_counter() - start:.1f} s", flush=True)
     y = data.target
 
@@ -396,7 +403,7 @@ def main(argv=None):
         "data": str(args.data),
         "n_images": len(y),
         "n_patients": len(set(data.groups)),
-        "image_size": IMAGE_SIZE,
+        "image_size": args.image_size,
         "split": "patient_split(sizes=(0.7, 0.15, 0.15), random_state=seed)",
         "threshold_rule": (
             "choose_threshold(y_val, p_val, min_recall=target_recall): F2 with "

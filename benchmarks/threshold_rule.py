@@ -26,7 +26,6 @@ import time
 
 import numpy as np
 from quality import (
-    IMAGE_SIZE,
     SPLIT_SIZES,
     _stats,
     common_parser,
@@ -112,8 +111,9 @@ def markdown(result):
         "",
         "Threshold chosen on the classifier's own validation share (by patient), "
         "applied to the val part of a patient-grouped 70/15/15 split; the test "
-        f"parts were not used. Seeds {result['seeds']}; classifier parameters "
-        f"other than the defaults: {result['overrides'] or 'none'}; "
+        f"parts were not used. Seeds {result['seeds']}; "
+        f"{result['image_size']} x {result['image_size']} images; classifier "
+        f"parameters other than the defaults: {result['overrides'] or 'none'}; "
         "mean ± std (min–max).",
         "",
         "| target recall | val recall % | val specificity % | seeds with recall ≥ 97% "
@@ -130,7 +130,13 @@ def markdown(result):
             f"| {target} | {cells[0]} | {cells[1]} | {summary['seeds_meeting']}"
             f"/{len(result['seeds'])} |"
         )
-    lines += ["", f"Command: `{result['command']}`", ""]
+    per_seed = "; ".join(
+        f"seed {run['seed']}: AUC {run['val_roc_auc']:.4f}, {run['n_epochs']} epochs, "
+        f"{run['fit_seconds']:.0f} s"
+        for run in result["runs"]
+    )
+    lines += ["", f"Val part, per seed: {per_seed}.", ""]
+    lines += [f"Command: `{result['command']}`", ""]
     return "\n".join(lines)
 
 
@@ -138,7 +144,7 @@ def main(argv=None):
     args = parse_args(argv)
     overrides = parse_overrides(args.overrides)
     data = load_chest_xray(args.data)
-    X = ImageLoader(image_size=IMAGE_SIZE).transform(data.paths)
+    X = ImageLoader(image_size=args.image_size).transform(data.paths)
     y, groups = data.target, np.asarray(data.groups)
     runs = []
     for seed in args.seeds:
@@ -168,6 +174,7 @@ def main(argv=None):
         "data": str(args.data),
         "seeds": args.seeds,
         "overrides": overrides,
+        "image_size": args.image_size,
         "machine": machine(),
         "runs": runs,
         "summary": summary,
