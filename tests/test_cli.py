@@ -2,6 +2,7 @@ import contextlib
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -193,6 +194,33 @@ def test_predict_json_to_a_file(trained, data_dir, tmp_path, capsys):
     rows = json.loads(output.read_text())
     assert [row["path"] for row in rows] == paths
     assert {row["label"] for row in rows} <= {"NORMAL", "PNEUMONIA"}
+
+
+@pytest.fixture
+def undecodable_image(data_dir, tmp_path):
+    """A copy of an image under a name that is not valid UTF-8, as bytes."""
+    name = os.fsencode(tmp_path / "scans") + b"/caf\xe9.jpeg"
+    os.mkdir(os.path.dirname(name))
+    try:
+        with open(name, "wb") as file:
+            file.write(Path(_image_paths(data_dir)[0]).read_bytes())
+    except OSError:
+        pytest.skip("this file system takes only valid UTF-8 file names")
+    return name
+
+
+def test_predict_writes_undecodable_file_names_as_their_bytes(
+    trained, undecodable_image, tmp_path, capsysbinary
+):
+    _, model, _ = trained
+    path = os.fsdecode(undecodable_image)
+    status = main(["predict", str(model), path])
+    out, err = capsysbinary.readouterr()
+    assert status == 0, err
+    assert out.splitlines()[1].startswith(undecodable_image + b",")
+    output = tmp_path / "predictions.csv"
+    assert main(["predict", str(model), path, "-o", str(output)]) == 0
+    assert output.read_bytes() == out
 
 
 # ---------------------------------------------------------------------- explain

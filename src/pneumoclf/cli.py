@@ -778,13 +778,30 @@ def _check_output_path(path, option):
 
 
 def _write_text(text, output):
+    """Write ``text`` to the file ``output``, or to standard output if None.
+
+    A file name that is not valid in the file system's encoding reaches Python as
+    surrogate escapes (PEP 383); it is written back as the bytes it came from.
+    """
     from .persistence import atomic_open
 
     if output is None:
+        _write_to_stdout(text)
+        return
+    with atomic_open(
+        output, "w", encoding="utf-8", errors="surrogateescape", newline=""
+    ) as file:
+        file.write(text)
+
+
+def _write_to_stdout(text):
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:  # a text-only stream, such as io.StringIO
         sys.stdout.write(text)
         return
-    with atomic_open(output, "w", encoding="utf-8", newline="") as file:
-        file.write(text)
+    sys.stdout.flush()
+    buffer.write(text.encode(sys.stdout.encoding, "surrogateescape"))
+    buffer.flush()
 
 
 def _figure_class():
