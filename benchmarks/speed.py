@@ -407,7 +407,6 @@ def summarize_loaders(results):
     )
     summary["repeated_load_floor"] = {"seconds": floor, "images_per_second": n / floor}
     cold = summary["imageloader"]["seconds"]
-    rounds = list(zip(*(results[name] for name in LOADERS), strict=True))
     summary["ratios"] = {
         "keras_over_imageloader": summary["keras"]["seconds"] / cold,
         "pil_over_imageloader": summary["pil"]["seconds"] / cold,
@@ -418,7 +417,9 @@ def summarize_loaders(results):
                 "cache_speedup": loader["seconds"]
                 / statistics.median(loader["warm_seconds"]),
             }
-            for loader, keras, _ in rounds
+            for loader, keras in zip(
+                results["imageloader"], results["keras"], strict=True
+            )
         ],
     }
     return summary
