@@ -39,8 +39,7 @@ from pneumoclf import (
     load_chest_xray,
     patient_split,
 )
-
-RECALL = 0.99
+from pneumoclf.recipes import TARGET_RECALL as RECALL
 
 
 def parse_args(argv=None):

@@ -36,10 +36,10 @@ from pneumoclf import (
     load_chest_xray,
     patient_split,
 )
+from pneumoclf.recipes import IMAGE_SIZE, recipe_params
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "chest_xray"
-IMAGE_SIZE = 64
 SPLIT_SIZES = (0.7, 0.15, 0.15)
 
 #: Classifier parameters of each configuration; ``random_state`` is the seed.
@@ -63,10 +63,13 @@ CONFIGS = {
         "shift": 0.05,
         "contrast": 0.1,
     },
-    # The recipe of ``pneumoclf train``: the classifier's defaults, whatever they are
-    # when the script runs, with the command line's dropout and threshold rule (the
-    # best specificity among thresholds reaching 99% recall on validation patients).
-    "default": {"dropout": 0.3, "threshold": "auto", "target_recall": 0.99},
+    # The recipe of ``pneumoclf train`` (pneumoclf.recipes), whatever it is when the
+    # script runs: the classifier's settings of recipes.make_pipeline().
+    "default": {
+        name.removeprefix("cnn__"): value
+        for name, value in recipe_params().items()
+        if name.startswith("cnn__")
+    },
     "batchnorm": {"batch_norm": True, "epochs": 200, "patience": 15},
     "plateau": {"lr_schedule": "plateau", "epochs": 200, "patience": 15},
 }

@@ -2,7 +2,7 @@
 Tuning with Optuna
 ==================
 
-:func:`~pneumoclf.model_selection.tune` runs an Optuna study over the whole
+:func:`~pneumoclf.tuning.tune` runs an Optuna study over the whole
 pipeline: the image size, the network, its training and the threshold rule. It
 splits the images once by patient, trains one network per trial on one part and
 scores it on the other, then retrains the best trial's pipeline on all the images.
@@ -15,7 +15,7 @@ It needs the ``tune`` extra: ``pip install "pneumoclf[tune]"``.
 # %%
 # The search space
 # ----------------
-# :func:`~pneumoclf.model_selection.default_search_space` returns Optuna
+# :func:`~pneumoclf.tuning.default_search_space` returns Optuna
 # distributions keyed by pipeline parameter (``load__`` for the
 # :class:`~pneumoclf.ImageLoader`, ``cnn__`` for the classifier). It is a plain
 # dict: change or remove entries as needed.
@@ -28,7 +28,7 @@ import numpy as np
 
 from pneumoclf import load_sample
 from pneumoclf.metrics import make_recall_weighted_scorer
-from pneumoclf.model_selection import default_search_space, tune
+from pneumoclf.tuning import default_search_space, tune
 
 space = default_search_space()
 for name, distribution in space.items():

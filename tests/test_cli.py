@@ -1,3 +1,4 @@
+import builtins
 import contextlib
 import csv
 import io
@@ -13,9 +14,10 @@ from PIL import Image
 from synthetic import blob_images, write_images
 
 import pneumoclf
-from pneumoclf.cli import DROPOUT, TARGET_RECALL, main
+from pneumoclf.cli import main
 from pneumoclf.metrics import clinical_report
 from pneumoclf.persistence import load_model
+from pneumoclf.recipes import DROPOUT, TARGET_RECALL
 
 REPORT_KEYS = {"roc_auc", "recall", "specificity", "precision", "f2", "threshold"}
 COUNT_KEYS = {"tp", "fp", "tn", "fn"}
@@ -301,6 +303,57 @@ def test_installed_console_script():
     assert result.stdout.strip() == f"pneumoclf {pneumoclf.__version__}"
 
 
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["train", "--help"]])
+def test_help_and_version_load_no_heavy_library(argv):
+    # What --help and --version import decides how fast they answer.
+    code = (
+        "import sys\n"
+        "from pneumoclf.cli import main\n"
+        f"status = main({argv!r})\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'tensorflow', 'keras', 'sklearn', 'scikeras', 'PIL'})\n"
+        "print('heavy:', heavy, file=sys.stderr)\n"
+        "sys.exit(status)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    assert "heavy: []" in result.stderr
+
+
+def test_tensorflow_start_up_lines_never_reach_the_terminal(trained, data_dir):
+    script = Path(sys.executable).with_name("pneumoclf")
+    result = subprocess.run(
+        [script, "predict", trained[1], *_image_paths(data_dir)[:2]],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("path,pneumonia_probability,label\n")
+    assert result.stderr == ""
+
+
+def test_a_failing_tensorflow_start_shows_what_it_printed(capsys, monkeypatch):
+    from pneumoclf import cli
+
+    def failing_import(name, *args, **kwargs):
+        if name == "tensorflow":
+            os.write(2, b"native: no such library\n")
+            raise ImportError("TensorFlow could not start")
+        return real_import(name, *args, **kwargs)
+
+    real_import = builtins.__import__
+    monkeypatch.delitem(sys.modules, "tensorflow")
+    monkeypatch.setattr("builtins.__import__", failing_import)
+    status = cli.main(["predict", "m.pneumoclf", "x.png"])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "native: no such library" in err
+    assert err.endswith("pneumoclf: error: TensorFlow could not start\n")
+
+
 # ----------------------------------------------------------------------- errors
 
 
@@ -349,10 +402,21 @@ def test_failures_exit_1_with_a_message(
     "argv, message",
     [
         ([], "required: COMMAND"),
-        (["train", "d", "-o", "m", "--epochs", "0"], "argument --epochs: must be a"),
-        (["train", "d", "-o", "m", "--epochs", "ten"], "argument --epochs: must be"),
-        (["train", "d", "-o", "m", "--threshold", "1.5"], "argument --threshold"),
-        (["train", "d", "-o", "m", "--dropout", "1"], "argument --dropout: must be"),
+        (["train", "d", "-o", "m", "--epochs", "0"],
+         "argument --epochs: The 'epochs' parameter of PneumoniaCNNClassifier must "
+         "be an int in the range [1, inf). Got 0 instead."),
+        (["train", "d", "-o", "m", "--epochs", "ten"],
+         "argument --epochs: invalid int value: 'ten'"),
+        (["train", "d", "-o", "m", "--threshold", "1.5"],
+         "argument --threshold: The 'threshold' parameter"),
+        (["train", "d", "-o", "m", "--threshold", "high"],
+         "argument --threshold: must be a number in [0, 1] or 'auto', got 'high'"),
+        (["train", "d", "-o", "m", "--dropout", "1"],
+         "argument --dropout: The 'dropout' parameter of PneumoniaCNNClassifier must "
+         "be a float in the range [0.0, 1.0)"),
+        (["train", "d", "-o", "m", "--image-size", "0"],
+         "argument --image-size: The 'image_size' parameter of ImageLoader"),
+        (["demo", "--epochs", "-3"], "argument --epochs: The 'epochs' parameter"),
         (["train", "d"], "required: -o/--output"),
         (["train", "d", "-o", "m", "--threshold", "0.3", "--target-recall", "0.9"],
          "--target-recall 0.9 needs --threshold auto"),

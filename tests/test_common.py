@@ -10,15 +10,6 @@ from pneumoclf import ImageLoader, PneumoniaCNNClassifier
 pytestmark = pytest.mark.filterwarnings("ignore:X holds values in:UserWarning")
 
 CLASSIFIER_EXPECTED_FAILURES = {
-    "check_estimator_tags_renamed": (
-        "scikeras' BaseWrapper defines _more_tags; the check inspects every class "
-        "in the MRO, so a subclass cannot pass it (our tags come from "
-        "__sklearn_tags__)."
-    ),
-    "check_mixin_order": (
-        "scikeras' KerasClassifier lists ClassifierMixin after BaseEstimator and a "
-        "subclass cannot reorder its MRO; __sklearn_tags__ sets the classifier tags."
-    ),
     "check_sample_weight_equivalence_on_dense_data": (
         "stochastic mini-batch training: weighting an image twice is not the same "
         "optimisation path as showing it twice."

@@ -29,7 +29,6 @@ LABELS = {
     "strings": np.array(["NORMAL", "PNEUMONIA"]),
     "bools": np.array([False, True]),
 }
-FITTED_ATTRIBUTES = ("image_shape_", "n_features_in_", "threshold_", "history_")
 
 
 @pytest.fixture(scope="module")
@@ -74,17 +73,36 @@ def saved(fitted, tmp_path):
     return path
 
 
+def _fitted_attributes(estimator):
+    return {
+        name: value for name, value in vars(estimator).items() if name.endswith("_")
+    }
+
+
+def _assert_same_network(loaded, original):
+    assert json.loads(loaded.to_json()) == json.loads(original.to_json())
+    for mine, theirs in zip(loaded.get_weights(), original.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+
 def _assert_same_classifier(loaded, original, X):
     assert type(loaded) is type(original)
     np.testing.assert_array_equal(loaded.predict_proba(X), original.predict_proba(X))
     np.testing.assert_array_equal(loaded.predict(X), original.predict(X))
-    assert loaded.classes_.dtype == original.classes_.dtype
-    assert loaded.classes_.tolist() == original.classes_.tolist()
-    assert loaded.decision_threshold() == original.decision_threshold()
     assert loaded.get_params() == original.get_params()
-    for name in FITTED_ATTRIBUTES:
-        assert getattr(loaded, name) == getattr(original, name), name
-    assert loaded.n_epochs_ == original.n_epochs_
+    assert loaded.threshold_ == original.threshold_
+    attributes = _fitted_attributes(original)
+    assert _fitted_attributes(loaded).keys() == attributes.keys()
+    for name, value in attributes.items():
+        restored = getattr(loaded, name)
+        assert type(restored) is type(value), name
+        if name == "model_":
+            _assert_same_network(restored, value)
+        elif isinstance(value, np.ndarray):
+            assert restored.dtype == value.dtype, name
+            np.testing.assert_array_equal(restored, value)
+        else:
+            assert restored == value, name
 
 
 @pytest.mark.parametrize("kind", list(LABELS))
@@ -136,7 +154,7 @@ def test_file_holds_metadata_and_native_keras_model(fitted, saved):
     assert metadata["pneumoclf_version"] == __version__
     assert metadata["keras_version"] == keras.__version__
     assert metadata["estimator"]["class"] == "pneumoclf.PneumoniaCNNClassifier"
-    assert metadata["fitted"]["threshold"] == clf.threshold_
+    assert metadata["fitted"]["chosen_threshold_"] == clf.chosen_threshold_
     assert len(metadata["model_sha256"]) == 64
     inner = keras.saving.load_model(saved.parent / "inner.keras", safe_mode=True)
     assert inner.count_params() == clf.model_.count_params()
@@ -300,16 +318,34 @@ def test_replaced_model_is_detected_by_its_checksum(saved):
 
 
 def test_other_major_format_version_is_refused(saved):
-    _rewrite(saved, metadata={"format_version": "2.0"})
+    _rewrite(saved, metadata={"format_version": "3.0"})
     with pytest.raises(
-        ModelFileError, match=r"incompatible.*version 2\.0.*reads format version 1\.0"
+        ModelFileError,
+        match=r"incompatible.*version 3\.0.*reads format versions 1\.x and 2\.x",
     ):
         load_model(saved)
 
 
 def test_newer_minor_format_version_loads(fitted, saved):
-    _rewrite(saved, metadata={"format_version": "1.7"})
-    load_model(saved)
+    _rewrite(saved, metadata={"format_version": "2.7"})
+    _assert_same_classifier(load_model(saved), *fitted)
+
+
+def test_a_file_of_format_1_loads_with_its_fitted_state(fitted, saved):
+    clf, X = fitted
+    with zipfile.ZipFile(saved) as archive:
+        state = json.loads(archive.read("metadata.json"))["fitted"]
+    format_1_state = {
+        "classes": state["classes_"]["ndarray"],
+        "image_shape": state["image_shape_"]["tuple"],
+        "n_features_in": state["n_features_in_"],
+        "threshold": clf.threshold_,
+        "history": state["history_"],
+        "n_epochs": state["n_epochs_"],
+    }
+    _rewrite(saved, metadata={"format_version": "1.0", "fitted": format_1_state})
+
+    _assert_same_classifier(load_model(saved), clf, X)
 
 
 def test_newer_pneumoclf_version_loads_with_a_warning(fitted, saved):

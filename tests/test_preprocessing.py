@@ -13,11 +13,13 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils import get_tags
 from sklearn.utils._param_validation import InvalidParameterError
 
-import pneumoclf.preprocessing as preprocessing
 from pneumoclf.preprocessing import (
     DEFAULT_CACHE_LIMIT,
     ImageLoader,
     ImageLoadError,
+    _decode,
+    _jpeg,
+    _reading,
     cache_info,
     clear_cache,
     set_cache_limit,
@@ -269,13 +271,13 @@ def test_exif_orientation_is_applied_when_jpeg_decoding_downscales(tmp_path):
 @pytest.fixture
 def decoded_sizes(monkeypatch):
     sizes = []  # (width, height) of each decoded image, upright, before resizing
-    original_resized = preprocessing._resized
+    original_resized = _decode._resized
 
     def recording_resized(image, size):
         sizes.append(image.size)
         return original_resized(image, size)
 
-    monkeypatch.setattr(preprocessing, "_resized", recording_resized)
+    monkeypatch.setattr(_decode, "_resized", recording_resized)
     return sizes
 
 
@@ -336,11 +338,11 @@ def test_plain_jpegs_give_the_pixels_image_open_gives(
 ):
     path = noise_jpeg(tmp_path / "plain.jpg", mode, size, **options)
     target_hw = (image_size, image_size) if isinstance(image_size, int) else image_size
-    assert preprocessing._decode_plain_jpeg(path.read_bytes(), target_hw, resize)
+    assert _decode._decode_plain_jpeg(path.read_bytes(), target_hw, resize)
     loader = ImageLoader(image_size=image_size, resize=resize, cache=False)
 
     direct = loader.transform([path])
-    monkeypatch.setattr(preprocessing, "_decode_plain_jpeg", lambda *args: None)
+    monkeypatch.setattr(_decode, "_decode_plain_jpeg", lambda *args: None)
     through_image_open = loader.transform([path])
 
     np.testing.assert_array_equal(direct, through_image_open)
@@ -356,20 +358,20 @@ def test_jpegs_with_more_than_pixels_are_left_to_image_open(tmp_path):
         "cmyk": save(Image.new("CMYK", (16, 16)), tmp_path / "cmyk.jpg"),
     }
     for name, path in files.items():
-        assert preprocessing._plain_jpeg_size(path.read_bytes()) is None, name
+        assert _jpeg.plain_jpeg_size(path.read_bytes()) is None, name
 
     plain = save(rgb, tmp_path / "plain.jpg").read_bytes()
-    assert preprocessing._plain_jpeg_size(plain) == (16, 16)
+    assert _jpeg.plain_jpeg_size(plain) == (16, 16)
     for cut in (2, 3, 20):  # headers that end early
-        assert preprocessing._plain_jpeg_size(plain[:cut]) is None
-    assert preprocessing._plain_jpeg_size(b"\x89PNG\r\n\x1a\n") is None
+        assert _jpeg.plain_jpeg_size(plain[:cut]) is None
+    assert _jpeg.plain_jpeg_size(b"\x89PNG\r\n\x1a\n") is None
 
 
 def test_a_truncated_plain_jpeg_is_reported_as_truncated(tmp_path):
     data = noise_jpeg(tmp_path / "whole.jpg", "L", (64, 64)).read_bytes()
     cut = tmp_path / "cut.jpg"
     cut.write_bytes(data[: len(data) // 2])
-    assert preprocessing._plain_jpeg_size(cut.read_bytes()) == (64, 64)
+    assert _jpeg.plain_jpeg_size(cut.read_bytes()) == (64, 64)
 
     with pytest.raises(ImageLoadError, match=r"cut\.jpg: truncated image file"):
         ImageLoader(image_size=16).transform([cut])
@@ -512,7 +514,7 @@ def test_permission_denied_is_reported(tmp_path, monkeypatch):
         return open(file, *args, **kwargs)
 
     # Tests may run as root, whom file permissions do not stop.
-    monkeypatch.setattr(preprocessing, "open", refusing_open, raising=False)
+    monkeypatch.setattr(_decode, "open", refusing_open, raising=False)
 
     with pytest.raises(ImageLoadError) as raised:
         ImageLoader(image_size=8).transform([path])
@@ -675,13 +677,13 @@ def test_files_decoded_in_chunks_land_in_their_rows(tmp_path):
 @pytest.fixture
 def decode_calls(monkeypatch):
     calls = []
-    original_decode = preprocessing._decode_image
+    original_decode = _reading.decode_image
 
     def counting_decode(path, *args):
         calls.append(path)
         return original_decode(path, *args)
 
-    monkeypatch.setattr(preprocessing, "_decode_image", counting_decode)
+    monkeypatch.setattr(_reading, "decode_image", counting_decode)
     return calls
 
 

@@ -31,7 +31,7 @@ from pneumoclf import ImageLoader, PneumoniaCNNClassifier
 from pneumoclf.architecture import build_cnn
 from pneumoclf.datasets import patient_id
 from pneumoclf.metrics import make_recall_weighted_scorer
-from pneumoclf.model_selection import default_search_space, limit_threads, tune
+from pneumoclf.tuning import default_search_space, limit_threads, tune
 
 IMAGE_SIZE = 16
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -67,7 +67,7 @@ WORKER = textwrap.dedent(
     import tensorflow as tf
     from optuna.distributions import json_to_distribution
 
-    from pneumoclf.model_selection import tune
+    from pneumoclf.tuning import tune
 
     folder, storage, study_name, n_trials, space, fixed, ready, go = sys.argv[1:]
     paths = sorted(str(path) for path in Path(folder).glob("*/*.png"))

@@ -81,21 +81,38 @@ def augmentation_layers(*, rotation=0.0, zoom=0.0, shift=0.0, contrast=0.0, seed
     layers = []
     if rotation:
         layers.append(
-            keras.layers.RandomRotation(rotation, fill_mode="constant", seed=seed)
+            keras.layers.RandomRotation(
+                rotation, fill_mode="constant", seed=_layer_seed(seed, 1)
+            )
         )
     if zoom:
-        layers.append(keras.layers.RandomZoom(zoom, fill_mode="constant", seed=seed))
+        layers.append(
+            keras.layers.RandomZoom(
+                zoom, fill_mode="constant", seed=_layer_seed(seed, 2)
+            )
+        )
     if shift:
         layers.append(
             keras.layers.RandomTranslation(
-                shift, shift, fill_mode="constant", seed=seed
+                shift, shift, fill_mode="constant", seed=_layer_seed(seed, 3)
             )
         )
     if contrast:
         layers.append(
-            keras.layers.RandomContrast(contrast, value_range=(0, 1), seed=seed)
+            keras.layers.RandomContrast(
+                contrast, value_range=(0, 1), seed=_layer_seed(seed, 4)
+            )
         )
     return layers
+
+
+def _layer_seed(seed, offset):
+    """A seed of its own for each random layer, so that no two draw alike."""
+    return None if seed is None else seed + offset
+
+
+def _initializer(seed, offset):
+    return keras.initializers.GlorotUniform(seed=_layer_seed(seed, offset))
 
 
 def build_cnn(
@@ -143,7 +160,9 @@ def build_cnn(
     learning_rate : float, default=1e-3
         Initial learning rate.
     seed : int or None, default=None
-        Seed of the augmentation and dropout layers.
+        Seed of the initial weights and of the augmentation and dropout layers:
+        with a seed, the same call builds the same network, and no global random
+        state is read or changed.
 
     Returns
     -------
@@ -173,12 +192,30 @@ def build_cnn(
     ):
         x = layer(x)
     for block in range(1, n_conv_blocks + 1):
-        x = _conv_block(x, block, filters, kernel_size, padding, batch_norm)
+        x = _conv_block(
+            x,
+            block,
+            filters,
+            kernel_size,
+            padding,
+            batch_norm,
+            _initializer(seed, 10 + block),
+        )
     x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Dense(dense_units, activation="relu", name="dense")(x)
+    x = keras.layers.Dense(
+        dense_units,
+        activation="relu",
+        kernel_initializer=_initializer(seed, 5),
+        name="dense",
+    )(x)
     if dropout:
-        x = keras.layers.Dropout(dropout, seed=seed, name="dropout")(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", name="pneumonia")(x)
+        x = keras.layers.Dropout(dropout, seed=_layer_seed(seed, 6), name="dropout")(x)
+    outputs = keras.layers.Dense(
+        1,
+        activation="sigmoid",
+        kernel_initializer=_initializer(seed, 7),
+        name="pneumonia",
+    )(x)
     model = keras.Model(inputs, outputs, name="pneumonia_cnn")
     model.compile(
         optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate),
@@ -188,12 +225,13 @@ def build_cnn(
     return model
 
 
-def _conv_block(x, block, filters, kernel_size, padding, batch_norm):
+def _conv_block(x, block, filters, kernel_size, padding, batch_norm, initializer):
     conv = keras.layers.Conv2D(
         filters,
         kernel_size,
         padding=padding,
         use_bias=not batch_norm,
+        kernel_initializer=initializer,
         name=f"conv_{block}",
     )
     x = conv(x)

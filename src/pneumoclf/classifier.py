@@ -1,21 +1,12 @@
 """The scikit-learn face of the pneumonia CNN."""
 
-import warnings
 from numbers import Integral, Real
 
-import keras
 import numpy as np
-from scikeras.wrappers import KerasClassifier
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.model_selection import train_test_split
-from sklearn.utils import ClassifierTags, check_random_state
-from sklearn.utils._param_validation import (
-    Interval,
-    InvalidParameterError,
-    StrOptions,
-)
-from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import ClassifierTags
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
     _check_feature_names,
     _check_n_features,
@@ -26,28 +17,33 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from .architecture import OPTIMIZERS, build_cnn, resolve_padding
-from .metrics import _check_label_order, _check_no_missing_labels
-from .model_selection import patient_split
+from . import _training
+from ._utils import binary_target, is_pneumonia
+from .architecture import OPTIMIZERS
 
 __all__ = ["PneumoniaCNNClassifier"]
 
-#: Smallest validation part, in images of each class, worth monitoring.
-MIN_VALIDATION_PER_CLASS = 2
+#: Fitted attributes besides the network, in the order ``get_fitted_state`` gives.
+_FITTED_ATTRIBUTES = (
+    "classes_",
+    "image_shape_",
+    "n_features_in_",
+    "feature_names_in_",
+    "chosen_threshold_",
+    "history_",
+    "n_epochs_",
+)
 
-# How far pixels may stray from [0, 1] (rounding after a rescaling) before the
-# input is taken for unscaled images.
-_UNIT_RANGE_SLACK = 1e-3
 
-
-class PneumoniaCNNClassifier(KerasClassifier):
+class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
     """Binary pneumonia classifier: a small CNN on grayscale chest X-rays.
 
-    A scikit-learn classifier built on scikeras' ``KerasClassifier``. Its
-    defaults build the reference network (three blocks of a 5x5 convolution
-    with 32 filters, ReLU and 2x2 max pooling; a dense layer of 128 ReLU units;
-    one sigmoid output; batch size 64), trained with mild augmentation and
-    early stopping on the AUC of a stratified validation part.
+    A scikit-learn classifier; the network is built and trained through
+    scikeras' ``KerasClassifier``. Its defaults build the reference network
+    (three blocks of a 5x5 convolution with 32 filters, ReLU and 2x2 max
+    pooling; a dense layer of 128 ReLU units; one sigmoid output; batch size
+    64), trained with mild augmentation and early stopping on the AUC of a
+    stratified validation part.
 
     Parameters
     ----------
@@ -127,7 +123,14 @@ class PneumoniaCNNClassifier(KerasClassifier):
         ``X.shape[1]`` in ``fit``: the number of columns of a table, the
         height of images.
     threshold_ : float
-        The threshold chosen in ``fit`` (``threshold`` itself when a number).
+        The threshold :meth:`predict` applies now: ``threshold`` when it is a
+        number, else ``chosen_threshold_``. Always in step with ``threshold``,
+        also after ``set_params(threshold=...)``.
+    chosen_threshold_ : float or None
+        The threshold chosen on the validation part in ``fit`` when
+        ``threshold="auto"``; None when ``fit`` was given a number.
+    feature_names_in_ : ndarray of str
+        Column names of ``X`` in ``fit``, when it had string column names.
     n_epochs_ : int
         Epochs actually run.
 
@@ -184,17 +187,6 @@ class PneumoniaCNNClassifier(KerasClassifier):
         "verbose": ["verbose"],
     }
 
-    # scikeras settings that this class fixes rather than exposes.
-    model = None
-    build_fn = None
-    warm_start = False
-    loss = "binary_crossentropy"
-    metrics = None
-    validation_batch_size = None
-    validation_split = 0.0
-    shuffle = True
-    run_eagerly = False
-
     def __init__(
         self,
         *,
@@ -250,23 +242,9 @@ class PneumoniaCNNClassifier(KerasClassifier):
         self.random_state = random_state
         self.verbose = verbose
 
-    # Every fit starts afresh (early stopping and the validation part would
-    # make epoch-by-epoch training ambiguous), so scikeras' partial_fit is hidden.
-    partial_fit = available_if(lambda self: False)(KerasClassifier.partial_fit)
-
-    # scikeras reads parameters from the instance dict and prints them one per
-    # line; scikit-learn's signature-based versions are the ones users expect.
-    _get_param_names = classmethod(BaseEstimator._get_param_names.__func__)
-    __repr__ = BaseEstimator.__repr__
-    score = ClassifierMixin.score
-
     def __sklearn_tags__(self):
-        # scikeras lists ClassifierMixin after BaseEstimator, so the mixin's
-        # tags never apply: set the classifier tags here.
         tags = super().__sklearn_tags__()
-        tags.estimator_type = "classifier"
         tags.classifier_tags = ClassifierTags(multi_class=False, poor_score=True)
-        tags.target_tags.required = True
         tags.input_tags.allow_nan = False
         tags.non_deterministic = self.random_state is None
         return tags
@@ -296,21 +274,37 @@ class PneumoniaCNNClassifier(KerasClassifier):
         self : PneumoniaCNNClassifier
             The fitted classifier.
         """
-        _check_callbacks(self.callbacks)
+        _training.check_callbacks(self.callbacks)
+        X, y = validate_data(
+            self,
+            X,
+            binary_target(y, type(self).__name__),
+            reset=True,
+            allow_nd=True,
+            dtype=np.float32,
+        )
+        X = _training.image_batch(X)
+        _training.warn_if_outside_unit_range(X)
         if sample_weight is not None:
-            # scikeras multiplies class weights into sample_weight in place.
-            sample_weight = np.array(sample_weight, dtype=np.float64)
+            sample_weight = column_or_1d(sample_weight).astype(np.float64)
+            check_consistent_length(y, sample_weight)
         if groups is not None:
             groups = column_or_1d(groups)
             check_consistent_length(y, groups)
-        self._seed = self._draw_seed()
-        # scikeras' fit passes no extra argument down to _fit_keras_model.
-        self._fit_groups = groups
-        try:
-            with _seeded(self._seed):
-                super().fit(X, y, sample_weight=sample_weight)
-        finally:
-            del self._fit_groups
+        network = _training.train_network(
+            self,
+            X,
+            y,
+            sample_weight=sample_weight,
+            groups=groups,
+            seed=_training.draw_seed(self.random_state),
+        )
+        self.model_ = network.model
+        self.classes_ = network.classes
+        self.image_shape_ = X.shape[1:]
+        self.history_ = network.history
+        self.n_epochs_ = network.n_epochs
+        self.chosen_threshold_ = network.chosen_threshold
         return self
 
     def predict_proba(self, X):
@@ -328,7 +322,8 @@ class PneumoniaCNNClassifier(KerasClassifier):
         """
         check_is_fitted(self)
         X = self._validate_images(X)
-        pneumonia = self._pneumonia_scores(X).astype(np.float64)
+        pneumonia = _training.network_scores(self.model_, X, self.batch_size)
+        pneumonia = pneumonia.astype(np.float64)
         return np.column_stack([1.0 - pneumonia, pneumonia])
 
     def predict(self, X):
@@ -346,7 +341,7 @@ class PneumoniaCNNClassifier(KerasClassifier):
             threshold, ``classes_[0]`` elsewhere.
         """
         pneumonia = self.predict_proba(X)[:, 1]
-        return self.classes_[(pneumonia >= self.decision_threshold()).astype(int)]
+        return self.classes_[is_pneumonia(pneumonia, self.threshold_).astype(int)]
 
     def decision_threshold(self):
         """The threshold :meth:`predict` applies now.
@@ -356,371 +351,68 @@ class PneumoniaCNNClassifier(KerasClassifier):
         float
             ``threshold`` when it is a number, else the one chosen in ``fit``.
         """
-        if self.threshold == "auto":
-            check_is_fitted(self)
-            return self.threshold_
-        return float(self.threshold)
+        return self.threshold_
 
-    # --- scikeras hooks -------------------------------------------------
-
-    def _validate_data(self, X=None, y=None, reset=False, y_numeric=False):
-        # scikeras calls this once per fit, with X and y and reset=True.
-        X, y = validate_data(
-            self, X, _binary_target(y), reset=True, allow_nd=True, dtype=np.float32
-        )
-        X = _image_batch(X)
-        _warn_if_outside_unit_range(X)
-        self.image_shape_ = X.shape[1:]
-        return X, y
-
-    def _keras_build_fn(self):
-        self._check_padding_fits()
-        return build_cnn(
-            self.image_shape_,
-            n_conv_blocks=self.n_conv_blocks,
-            filters=self.filters,
-            kernel_size=self.kernel_size,
-            dense_units=self.dense_units,
-            dropout=self.dropout,
-            batch_norm=self.batch_norm,
-            padding=self.padding,
-            rotation=self.rotation,
-            zoom=self.zoom,
-            shift=self.shift,
-            contrast=self.contrast,
-            optimizer=self.optimizer,
-            learning_rate=self.learning_rate,
-            seed=self._seed,
-        )
-
-    def _initialize_callbacks(self):
-        # Callbacks are assembled per fit in _fit_keras_model.
-        pass
-
-    def _fit_keras_model(self, X, y, sample_weight, warm_start, epochs, initial_epoch):
-        train, validation = self._validation_split(y)
-        weights = () if sample_weight is None else (sample_weight.astype(np.float32),)
-        arrays = _as_tensors(X, y, *weights)
-        validation_data = None
-        if validation is not None:
-            validation_data = _batches(arrays[:2], validation, self.batch_size)
-        history = self.model_.fit(
-            _batches(arrays, train, self.batch_size, shuffle=True, seed=self._seed),
-            validation_data=validation_data,
-            epochs=epochs,
-            shuffle=False,  # the pipeline shuffles, seeded
-            callbacks=self._training_callbacks(monitored=validation is not None),
-            verbose=self.verbose,
-        )
-        self.history_ = {name: list(values) for name, values in history.history.items()}
-        self.n_epochs_ = len(history.epoch)
-        self.threshold_ = self._fitted_threshold(arrays[0], y, validation)
-
-    # --- helpers --------------------------------------------------------
-
-    def _check_padding_fits(self):
-        if self.padding != "valid":
-            return
-        # "auto" picks "valid" exactly when every block keeps at least one pixel.
-        fitting = resolve_padding(
-            self.image_shape_,
-            n_conv_blocks=self.n_conv_blocks,
-            kernel_size=self.kernel_size,
-        )
-        if fitting != "valid":
-            height, width, _ = self.image_shape_
-            raise ValueError(
-                f"padding='valid' leaves no pixel of {height}x{width} images after "
-                f"{self.n_conv_blocks} blocks of {self.kernel_size}x"
-                f"{self.kernel_size} convolutions and 2x2 pooling; use "
-                "padding='auto' or 'same', fewer n_conv_blocks, a smaller "
-                "kernel_size or larger images."
-            )
-
-    def _draw_seed(self):
-        if self.random_state is None:
-            return None
-        if isinstance(self.random_state, Integral):
-            return int(self.random_state)
-        return int(check_random_state(self.random_state).randint(2**31 - 1))
-
-    def _validation_split(self, y):
-        """Indices of the training and validation parts, stratified by class."""
-        everything = np.arange(len(y))
-        if not self._needs_validation():
-            return everything, None
-        n_validation = round(self.validation_fraction * len(y))
-        labels, counts = np.unique(y, return_counts=True)
-        if (
-            n_validation < 2 * len(labels)
-            or counts.min() < 2 * MIN_VALIDATION_PER_CLASS
-        ):
-            return self._without_validation(everything, f"{len(y)} training images are")
-        if self._fit_groups is None:
-            return train_test_split(
-                everything,
-                test_size=n_validation,
-                stratify=y.reshape(-1),
-                random_state=self._seed,
-            )
-        fraction = self.validation_fraction
-        try:
-            train, validation, _ = patient_split(
-                everything,
-                y.reshape(-1),
-                groups=self._fit_groups,
-                sizes=(1 - fraction, fraction, 0.0),
-                random_state=self._seed,
-            )
-        except ValueError:
-            n_patients = len(np.unique(self._fit_groups))
-            return self._without_validation(everything, f"{n_patients} patients are")
-        return train, validation
-
-    def _without_validation(self, everything, too_few):
-        warnings.warn(
-            f"{too_few} too few to hold out a validation part of "
-            f"{self.validation_fraction:.0%} with every class in it; training on all "
-            "of them without early stopping or threshold choice.",
-            UserWarning,
-            stacklevel=5,
-        )
-        return everything, None
-
-    def _needs_validation(self):
-        return (
-            self.early_stopping
-            or self.lr_schedule == "plateau"
-            or self.threshold == "auto"
-        )
-
-    def _training_callbacks(self, *, monitored):
-        callbacks = list(self.callbacks or [])
-        if monitored and self.early_stopping:
-            callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor="val_auc",
-                    mode="max",
-                    patience=self.patience,
-                    restore_best_weights=True,
-                )
-            )
-        if monitored and self.lr_schedule == "plateau":
-            callbacks.append(
-                keras.callbacks.ReduceLROnPlateau(
-                    monitor="val_auc",
-                    mode="max",
-                    factor=0.2,
-                    patience=max(1, self.patience // 3),
-                )
-            )
-        return callbacks
-
-    def _fitted_threshold(self, X, y, validation):
+    @property
+    def threshold_(self):
+        check_is_fitted(self)
         if self.threshold != "auto":
             return float(self.threshold)
-        if validation is None:
-            warnings.warn(
-                "No validation part to choose the threshold on; using 0.5.",
-                UserWarning,
-                stacklevel=4,
+        if self.chosen_threshold_ is None:
+            raise NotFittedError(
+                "threshold='auto' was set after fitting with a numeric threshold, so "
+                "no threshold was chosen: refit, or set a number."
             )
-            return 0.5
-        from .metrics import choose_threshold
+        return self.chosen_threshold_
 
-        scores = self._pneumonia_scores(X, validation)
-        return float(
-            choose_threshold(
-                y[validation].reshape(-1),
-                scores.reshape(-1),
-                min_recall=self.target_recall,
-            )
-        )
+    def get_fitted_state(self):
+        """Every fitted attribute, by name: what a model file must keep.
 
-    def _pneumonia_scores(self, X, rows=None):
-        """The network's output for ``X`` (or its ``rows``), flattened."""
-        if rows is None:
-            rows = np.arange(len(X))
-        (X,) = _as_tensors(X)
-        scores = self.model_.predict(_batches((X,), rows, self.batch_size), verbose=0)
-        return scores.reshape(-1)
+        Returns
+        -------
+        dict
+            ``model_`` (the Keras network) and the other attributes ``fit`` sets.
+        """
+        check_is_fitted(self)
+        state = {
+            name: getattr(self, name)
+            for name in _FITTED_ATTRIBUTES
+            if hasattr(self, name)
+        }
+        return {"model_": self.model_, **state}
+
+    def set_fitted_state(self, state):
+        """Restore what :meth:`get_fitted_state` gave, checking that it fits together.
+
+        Parameters
+        ----------
+        state : dict
+            ``model_`` and the fitted attributes, as ``get_fitted_state`` names them.
+
+        Returns
+        -------
+        self : PneumoniaCNNClassifier
+            The classifier, ready to predict.
+
+        Raises
+        ------
+        ValueError
+            If an attribute is missing or unknown, or the attributes disagree:
+            classes that are not two distinct labels in sorted order, a network
+            whose input or output does not match, a threshold outside [0, 1].
+        """
+        state = dict(state)
+        _training.check_fitted_state(state, _FITTED_ATTRIBUTES)
+        for name, value in state.items():
+            setattr(self, name, value)
+        return self
 
     def _validate_images(self, X):
         # Column names are compared before the conversion to an array drops them.
         _check_feature_names(self, X, reset=False)
         X = check_array(X, allow_nd=True, dtype=np.float32, input_name="X")
-        _check_image_shape(X.shape, self.image_shape_, type(self).__name__)
+        _training.check_image_shape(X.shape, self.image_shape_, type(self).__name__)
         _check_n_features(self, X, reset=False)
-        X = _image_batch(X)
-        _warn_if_outside_unit_range(X)
+        X = _training.image_batch(X)
+        _training.warn_if_outside_unit_range(X)
         return X
-
-
-class _seeded:
-    """Seed Python, NumPy and Keras for a fit, then restore the global RNGs."""
-
-    def __init__(self, seed):
-        self.seed = seed
-
-    def __enter__(self):
-        if self.seed is None:
-            return
-        import random
-
-        self._python_state = random.getstate()
-        self._numpy_state = np.random.get_state()  # noqa: NPY002
-        keras.utils.set_random_seed(self.seed)
-
-    def __exit__(self, *exc_info):
-        if self.seed is None:
-            return
-        import random
-
-        random.setstate(self._python_state)
-        np.random.set_state(self._numpy_state)  # noqa: NPY002
-
-
-def _as_tensors(*arrays):
-    """TensorFlow copies of ``arrays``, made once for every pipeline over them."""
-    import tensorflow as tf
-
-    # Input pipelines run on the host, whatever device trains the network.
-    with tf.device("/cpu:0"):
-        return tuple(tf.convert_to_tensor(array) for array in arrays)
-
-
-def _batches(tensors, rows, batch_size, *, shuffle=False, seed=None):
-    """Batches of the given ``rows`` of ``tensors``, as a tf.data pipeline.
-
-    Keras would build a pipeline of its own from NumPy arrays, with tf.data
-    autotuning; tearing that down at the end of an epoch can wait seconds for
-    the autotuner's thread, which made training on two cores up to 1.5x slower.
-    This pipeline gathers the same batches with autotuning off.
-    """
-    import tensorflow as tf
-
-    order = tf.data.Dataset.from_tensor_slices(np.asarray(rows, dtype=np.int64))
-    if shuffle:
-        order = order.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
-    whole = tf.data.Dataset.from_tensors(tensors).repeat()
-    batches = tf.data.Dataset.zip(order.batch(batch_size), whole).map(
-        lambda batch_rows, data: tuple(tf.gather(t, batch_rows) for t in data)
-    )
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return batches.with_options(options).prefetch(2)
-
-
-def _check_callbacks(callbacks):
-    for position, callback in enumerate(callbacks or []):
-        if not isinstance(callback, keras.callbacks.Callback):
-            raise InvalidParameterError(
-                "The 'callbacks' parameter of PneumoniaCNNClassifier must hold "
-                f"keras.callbacks.Callback instances; got {callback!r} at position "
-                f"{position}."
-            )
-
-
-def _binary_target(y):
-    """Check that ``y`` holds exactly two classes."""
-    y = column_or_1d(y, warn=True)
-    if len(y) == 0:
-        raise ValueError(
-            "y is empty: PneumoniaCNNClassifier needs labelled images of both "
-            "classes to train."
-        )
-    _check_no_missing_labels(y, "y")
-    _check_labels_of_one_kind(y)
-    check_classification_targets(y)
-    classes = np.unique(y)
-    if len(classes) > 2:
-        raise ValueError(
-            "Only binary classification is supported: PneumoniaCNNClassifier tells "
-            f"NORMAL from PNEUMONIA, but y holds {len(classes)} classes: "
-            f"{classes.tolist()[:10]}."
-        )
-    if len(classes) < 2:
-        raise ValueError(
-            f"y holds one class only ({classes.tolist()}); PneumoniaCNNClassifier "
-            "needs examples of both classes to train."
-        )
-    _check_label_order(classes, "y")
-    return y
-
-
-def _check_labels_of_one_kind(y):
-    if y.dtype.kind != "O":
-        return
-    is_text = np.array([isinstance(label, str) for label in y])
-    if is_text.any() and not is_text.all():
-        text, other = y[np.argmax(is_text)], y[np.argmin(is_text)]
-        raise ValueError(
-            f"y mixes text labels such as {text!r} with other labels such as "
-            f"{other!r}; use one kind, for example 'NORMAL'/'PNEUMONIA' or 0/1."
-        )
-
-
-def _warn_if_outside_unit_range(X):
-    # The contrast augmentation clips training images to [0, 1], and a network
-    # trained on [0, 1] saturates on larger values: either way the prediction is
-    # not what the user meant.
-    low, high = float(X.min()), float(X.max())
-    if low < -_UNIT_RANGE_SLACK or high > 1 + _UNIT_RANGE_SLACK:
-        warnings.warn(
-            f"X holds values in [{low:g}, {high:g}], but PneumoniaCNNClassifier "
-            "expects images scaled to [0, 1], as ImageLoader gives them: divide "
-            "8-bit pixels by 255 and 16-bit ones by 65535.",
-            UserWarning,
-            stacklevel=3,
-        )
-
-
-def _image_batch(X):
-    """View a validated array as ``(n, h, w, c)`` images."""
-    if X.ndim == 2:
-        batch = X[:, np.newaxis, :, np.newaxis]
-    elif X.ndim == 3:
-        batch = X[..., np.newaxis]
-    elif X.ndim == 4:
-        batch = X
-    else:
-        raise ValueError(
-            f"Expected images of shape (n, h, w, c) or (n, h, w), or a 2-D table; "
-            f"got an array with {X.ndim} dimensions, shape {X.shape}."
-        )
-    if 0 in batch.shape[1:]:
-        raise ValueError(
-            "Images need at least one row, one column and one channel; got X of "
-            f"shape {X.shape}."
-        )
-    return batch
-
-
-def _check_image_shape(shape, expected, name):
-    if len(shape) not in (2, 3, 4):
-        return  # _image_batch reports the rank
-    image_shape = _image_batch(np.empty((0, *shape[1:]))).shape[1:]
-    if image_shape == tuple(expected):
-        return
-    if len(shape) == 2 and expected[0] == 1:
-        raise ValueError(
-            f"X has {shape[1]} features, but {name} is expecting {expected[1]} "
-            "features as input."
-        )
-    h, w, c = expected
-    if tuple(shape) in ((h, w), (h, w, c)):
-        raise ValueError(
-            f"X of shape {tuple(shape)} is one image, but {name} predicts a batch of "
-            "images: pass X[np.newaxis] for a batch of one."
-        )
-    if image_shape[:2] == (h, w):
-        raise ValueError(
-            f"Images of {image_shape[2]} channels do not match the {c}-channel "
-            f"images this {name} was fitted on."
-        )
-    raise ValueError(
-        f"Images of shape {image_shape[0]}x{image_shape[1]}x{image_shape[2]} "
-        f"(height x width x channels) do not match the {h}x{w}x{c} images this "
-        f"{name} was fitted on; load them with the same image size (for example "
-        f"ImageLoader(image_size=({h}, {w})))."
-    )

@@ -32,9 +32,10 @@ from sklearn.model_selection import FixedThresholdClassifier, TunedThresholdClas
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from ._utils import atomic_open
 from .classifier import PneumoniaCNNClassifier
-from .persistence import atomic_open
-from .preprocessing import ImageLoader, _fitted_size, _to_grayscale, _UnreadableImage
+from .preprocessing import ImageLoader
+from .preprocessing._decode import UnreadableImage, fitted_size, to_grayscale
 
 __all__ = ["gradcam", "overlay_heatmap", "save_overlays"]
 
@@ -509,8 +510,8 @@ def _read_grayscale(path):
     """A file as a ``(h, w)`` float array in [0, 1], upright, at full size."""
     with Image.open(path) as img:
         try:
-            gray = _to_grayscale(ImageOps.exif_transpose(img))
-        except _UnreadableImage as error:
+            gray = to_grayscale(ImageOps.exif_transpose(img))
+        except UnreadableImage as error:
             raise ValueError(f"{os.fsdecode(path)}: {error.reason}.") from None
     pixels = np.asarray(gray, dtype=np.float32)
     return pixels / 255 if gray.mode == "L" else pixels
@@ -558,7 +559,7 @@ def _check_unit_range(values, name):
 def _without_padding(heatmap, original_shape):
     """Cut the zero padding of ``ImageLoader(resize="pad")`` off a heat map."""
     height, width = heatmap.shape
-    fitted_w, fitted_h = _fitted_size(original_shape[::-1], (height, width))
+    fitted_w, fitted_h = fitted_size(original_shape[::-1], (height, width))
     top = (height - fitted_h) // 2
     left = (width - fitted_w) // 2
     return heatmap[top : top + fitted_h, left : left + fitted_w]

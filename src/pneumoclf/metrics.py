@@ -27,6 +27,8 @@ from sklearn.metrics import (
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import check_consistent_length, column_or_1d
 
+from ._utils import check_label_order, check_no_missing_labels
+
 __all__ = [
     "choose_threshold",
     "clinical_report",
@@ -61,7 +63,7 @@ def _resolve_pos_label(labels, pos_label, source="y_true"):
             )
         return pos_label
     if len(labels) == 2:
-        _check_label_order(labels, source)
+        check_label_order(labels, source)
         return labels[1]
     (label,) = labels.tolist()
     for negative, positive in _KNOWN_LABEL_PAIRS:
@@ -73,49 +75,6 @@ def _resolve_pos_label(labels, pos_label, source="y_true"):
         f"The data hold the single label {label!r}, which is not one of the known "
         f"labels {_KNOWN_LABEL_PAIRS}; pass pos_label to say which label is pneumonia."
     )
-
-
-def _missing_label_positions(y):
-    """Positions of ``None`` and NaN in a 1-D label array."""
-    if y.dtype.kind == "f":
-        return np.flatnonzero(np.isnan(y))
-    if y.dtype.kind != "O":
-        return np.array([], dtype=int)
-    return np.flatnonzero([_is_missing(label) for label in y])
-
-
-def _is_missing(label):
-    # NaN is the only value that differs from itself.
-    return label is None or (isinstance(label, (float, np.floating)) and label != label)
-
-
-def _check_no_missing_labels(y, name, *, noun="label"):
-    positions = _missing_label_positions(y)
-    if len(positions):
-        listed = ", ".join(str(position) for position in positions[:10])
-        more = ", ..." if len(positions) > 10 else ""
-        raise ValueError(
-            f"{name} holds missing {noun}s (None or NaN) at positions "
-            f"{listed}{more}; every sample needs a {noun}."
-        )
-
-
-def _check_label_order(labels, name):
-    """Refuse spellings of NORMAL and PNEUMONIA that would make NORMAL the greater.
-
-    The greater label in sorted order is taken as pneumonia, so stray spaces or
-    mixed case (``" PNEUMONIA" < "NORMAL"``, ``"PNEUMONIA" < "normal"``) would
-    silently swap the two classes.
-    """
-    if len(labels) != 2 or not all(isinstance(label, str) for label in labels):
-        return
-    if [label.strip().upper() for label in labels] == ["PNEUMONIA", "NORMAL"]:
-        first, second = (str(label) for label in labels)
-        raise ValueError(
-            f"The labels of {name} are {first!r} and {second!r}: in sorted order the "
-            f"greater one, {second!r}, would be taken as pneumonia. Remove stray "
-            "spaces and use one case, for example np.char.upper(np.char.strip(y))."
-        )
 
 
 def _same_label(label, known):
@@ -130,8 +89,8 @@ def _pneumonia_masks(y_true, y_pred, pos_label):
     y_true = column_or_1d(y_true)
     y_pred = column_or_1d(y_pred)
     check_consistent_length(y_true, y_pred)
-    _check_no_missing_labels(y_true, "y_true")
-    _check_no_missing_labels(y_pred, "y_pred")
+    check_no_missing_labels(y_true, "y_true")
+    check_no_missing_labels(y_pred, "y_pred")
     pos_label = _resolve_pos_label(
         unique_labels(y_true, y_pred), pos_label, source="y_true and y_pred"
     )
@@ -143,7 +102,7 @@ def _pneumonia_mask_and_scores(y_true, y_score, pos_label):
     y_true = column_or_1d(y_true)
     y_score = _pneumonia_scores(y_score)
     check_consistent_length(y_true, y_score)
-    _check_no_missing_labels(y_true, "y_true")
+    check_no_missing_labels(y_true, "y_true")
     pos_label = _resolve_pos_label(unique_labels(y_true), pos_label)
     n_not_finite = int(np.count_nonzero(~np.isfinite(y_score)))
     if n_not_finite:

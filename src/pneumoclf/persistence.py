@@ -23,13 +23,11 @@ The file is a zip archive of two members:
     The trained network, as written by ``keras.Model.save``.
 """
 
-import contextlib
 import errno
 import hashlib
 import json
 import math
 import os
-import secrets
 import stat
 import tempfile
 import warnings
@@ -42,6 +40,7 @@ from packaging.version import InvalidVersion, Version
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from ._utils import atomic_open
 from .classifier import PneumoniaCNNClassifier
 from .preprocessing import ImageLoader
 
@@ -54,11 +53,16 @@ __all__ = [
 ]
 
 FORMAT_NAME = "pneumoclf-model"
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "2.0"
 """Version of the file format, ``"major.minor"``.
 
 Files of the same major version are read; a new minor version only adds entries.
+Version 2.0 stores the classifier's fitted attributes under their own names; files
+of version 1.x are still read.
 """
+
+# Major versions this pneumoclf reads.
+_READABLE_MAJORS = ("1", "2")
 
 _METADATA = "metadata.json"
 _MODEL = "model.keras"
@@ -68,6 +72,8 @@ _MAX_METADATA_BYTES = 64 * 1024**2
 # stored size is a decompression bomb; small members may compress well.
 _MAX_EXPANSION_RATIO = 50
 _MIN_CHECKED_EXPANSION_BYTES = 16 * 1024**2
+# Bytes of one label of classes_: far above any real label, far below a memory bomb.
+_MAX_ARRAY_ITEM_BYTES = 4096
 
 # The only classes a model file may name: nothing else is ever instantiated.
 _CLASSES = {
@@ -180,62 +186,6 @@ def save_model(estimator, path):
             archive.writestr(_MODEL, model_bytes)
 
 
-@contextlib.contextmanager
-def atomic_open(path, mode="wb", **kwargs):
-    """Open a file for writing that appears at ``path`` only once complete.
-
-    The content goes to a temporary file beside ``path``, which is flushed,
-    synced to disk and renamed over ``path`` when the block ends without error;
-    on any error, or an interruption, the temporary file is removed and ``path``
-    is left as it was.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The file to write. Its folder must exist.
-    mode : {"wb", "w"}, default="wb"
-        Binary or text.
-    **kwargs
-        Passed to :func:`open`, such as ``encoding`` and ``newline``.
-
-    Yields
-    ------
-    file : file object
-        The temporary file, open for writing.
-
-    Raises
-    ------
-    IsADirectoryError
-        If ``path`` is a directory.
-    FileNotFoundError
-        If the folder of ``path`` does not exist; the error names the folder.
-    """
-    path = Path(path)
-    _check_writable_destination(path)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    # "x" refuses to follow an existing file; the permissions follow the umask.
-    file = open(temporary, mode.replace("w", "x"), **kwargs)
-    try:
-        with file:
-            yield file
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-def _check_writable_destination(path):
-    """Name ``path`` itself, not the temporary file, when it cannot be written."""
-    if path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-    if not path.parent.is_dir():
-        raise FileNotFoundError(
-            errno.ENOENT, "No such folder to write the file in", str(path.parent)
-        )
-
-
 def _final_classifier(estimator):
     """Return the classifier of a supported estimator, else say what is wrong."""
     if type(estimator) is PneumoniaCNNClassifier:
@@ -304,6 +254,17 @@ def _to_json(value, name):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else {"float": repr(value)}
+    if (
+        isinstance(value, np.ndarray)
+        and value.ndim == 1
+        and value.dtype.kind in "biufUO"
+    ):
+        return {
+            "ndarray": {
+                "dtype": value.dtype.str,
+                "values": [_to_json(item, name) for item in value.tolist()],
+            }
+        }
     if isinstance(value, list):
         return [_to_json(item, name) for item in value]
     if isinstance(value, tuple):
@@ -321,17 +282,11 @@ def _to_json(value, name):
 
 
 def _fitted_state(classifier):
-    classes = classifier.classes_
+    """The classifier's fitted attributes, as it names them, but for the network."""
     return {
-        "classes": {
-            "dtype": classes.dtype.str,
-            "values": _to_json(classes.tolist(), "classes_"),
-        },
-        "image_shape": [int(side) for side in classifier.image_shape_],
-        "n_features_in": int(classifier.n_features_in_),
-        "threshold": float(classifier.threshold_),
-        "history": _to_json(classifier.history_, "history_"),
-        "n_epochs": int(classifier.n_epochs_),
+        name: _to_json(value, name)
+        for name, value in classifier.get_fitted_state().items()
+        if name != "model_"
     }
 
 
@@ -401,7 +356,7 @@ def load_model(path):
     _check_checksum(metadata, model_bytes, path)
     try:
         estimator = _rebuild_estimator(metadata["estimator"])
-        fitted = _decode_fitted_state(metadata["fitted"])
+        fitted = _decode_fitted_state(metadata)
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as error:
         raise ModelFileError(
             f"{path} is not a valid pneumoclf model file: its metadata cannot "
@@ -411,8 +366,13 @@ def load_model(path):
         estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
     )
     model = _load_keras_model(model_bytes, path)
-    _check_input_shape(model, fitted["image_shape_"], path)
-    vars(classifier).update(fitted, model_=model)
+    try:
+        classifier.set_fitted_state({**fitted, "model_": model})
+    except ValueError as error:
+        raise ModelFileError(
+            f"{path} is not a valid pneumoclf model file: its metadata disagrees "
+            f"with itself or with its network ({error})"
+        ) from error
     return estimator
 
 
@@ -490,12 +450,12 @@ def _corrupt(path, reason):
 def _check_format(metadata, path):
     """Refuse another major format version; warn about a newer pneumoclf."""
     file_version = str(metadata.get("format_version"))
-    major = FORMAT_VERSION.split(".")[0]
-    if file_version.split(".")[0] != major:
+    if file_version.split(".")[0] not in _READABLE_MAJORS:
+        readable = " and ".join(f"{major}.x" for major in _READABLE_MAJORS)
         raise ModelFileError(
             f"{path} is incompatible with this pneumoclf: it is in model file format "
             f"version {file_version}, while pneumoclf {_pneumoclf_version()} reads "
-            f"format version {FORMAT_VERSION} (any {major}.x). Load it with the "
+            f"format versions {readable}. Load it with the "
             "pneumoclf version that saved it "
             f"({metadata.get('pneumoclf_version', 'unknown')})."
         )
@@ -564,42 +524,48 @@ def _from_json(value):
         return {_from_json(k): _from_json(v) for k, v in content}
     if tag == "float" and content in ("nan", "inf", "-inf"):
         return float(content)
+    if tag == "ndarray":
+        return _array_from_json(content)
     raise ValueError(f"unexpected JSON object {value!r}")
 
 
-def _decode_fitted_state(fitted):
-    dtype = np.dtype(fitted["classes"]["dtype"])
-    if dtype.kind not in "biufUO":
-        raise ValueError(f"unsupported dtype of classes_: {dtype}")
-    classes = np.array(_from_json(fitted["classes"]["values"]), dtype=dtype)
-    if classes.shape != (2,):
-        raise ValueError(f"classes_ must hold two labels, got {classes.tolist()}")
-    image_shape = tuple(int(side) for side in fitted["image_shape"])
-    if len(image_shape) != 3:
-        raise ValueError(f"image_shape_ must hold 3 sides, got {image_shape}")
-    threshold = float(fitted["threshold"])
-    if not 0 <= threshold <= 1:
-        raise ValueError(f"threshold_ must lie in [0, 1], got {threshold}")
+def _array_from_json(content):
+    dtype = np.dtype(content["dtype"])
+    if dtype.kind not in "biufUO" or dtype.itemsize > _MAX_ARRAY_ITEM_BYTES:
+        raise ValueError(f"unsupported array dtype {dtype}")
+    values = [_from_json(item) for item in content["values"]]
+    if dtype.kind == "O" and not all(isinstance(item, str) for item in values):
+        raise ValueError("an object array may hold strings only")
+    array = np.array(values, dtype=dtype)
+    if array.ndim != 1:
+        raise ValueError(f"expected a 1-D array, got shape {array.shape}")
+    return array
+
+
+def _decode_fitted_state(metadata):
+    """The fitted attributes of the classifier, by name, from any 1.x or 2.x file."""
+    if metadata["format_version"].startswith("1."):
+        return _fitted_state_of_format_1(metadata)
+    fitted = metadata["fitted"]
+    if not isinstance(fitted, dict):
+        raise TypeError(f"fitted must be a JSON object, got {fitted!r}")
+    return {str(name): _from_json(value) for name, value in fitted.items()}
+
+
+def _fitted_state_of_format_1(metadata):
+    fitted = metadata["fitted"]
+    classifier_params = metadata["estimator"]
+    if "steps" in classifier_params:
+        classifier_params = classifier_params["steps"][-1]
+    is_auto = classifier_params["params"].get("threshold") == "auto"
     return {
-        "classes_": classes,
-        "image_shape_": image_shape,
-        "n_features_in_": int(fitted["n_features_in"]),
-        "threshold_": threshold,
-        "history_": {
-            str(name): [float(value) for value in values]
-            for name, values in _from_json(fitted["history"]).items()
-        },
-        "n_epochs_": int(fitted["n_epochs"]),
+        "classes_": _array_from_json(fitted["classes"]),
+        "image_shape_": tuple(fitted["image_shape"]),
+        "n_features_in_": fitted["n_features_in"],
+        "chosen_threshold_": float(fitted["threshold"]) if is_auto else None,
+        "history_": _from_json(fitted["history"]),
+        "n_epochs_": fitted["n_epochs"],
     }
-
-
-def _check_input_shape(model, image_shape, path):
-    network_shape = tuple(model.input_shape[1:])
-    if network_shape != image_shape:
-        raise ModelFileError(
-            f"{path} is not a valid pneumoclf model file: its metadata describes "
-            f"images of shape {image_shape}, but its network takes {network_shape}."
-        )
 
 
 def _load_keras_model(model_bytes, path):

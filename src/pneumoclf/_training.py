@@ -1,0 +1,498 @@
+"""Private: how :class:`~pneumoclf.PneumoniaCNNClassifier` trains and runs its network.
+
+Everything the public class delegates lives here: the adaptation to scikeras (whose
+``KerasClassifier`` does the label encoding, class weights and Keras set-up), the
+tf.data input pipeline, the validation part held out of the training images, the
+automatic threshold, the seed, and the checks of image arrays.
+"""
+
+import functools
+import hashlib
+import warnings
+from numbers import Integral
+from typing import NamedTuple
+
+import keras
+import numpy as np
+from scikeras.wrappers import KerasClassifier
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import InvalidParameterError
+
+from ._utils import check_label_order
+from .architecture import build_cnn, resolve_padding
+from .metrics import choose_threshold
+from .model_selection import patient_split
+
+#: Smallest validation part, in images of each class, worth monitoring.
+MIN_VALIDATION_PER_CLASS = 2
+
+# How far pixels may stray from [0, 1] (rounding after a rescaling) before the
+# input is taken for unscaled images.
+_UNIT_RANGE_SLACK = 1e-3
+
+
+class TrainedNetwork(NamedTuple):
+    """What one training run gives the public classifier."""
+
+    model: keras.Model
+    classes: np.ndarray
+    history: dict
+    n_epochs: int
+    chosen_threshold: float | None
+
+
+def draw_seed(random_state):
+    """The integer seed of one fit, or None for an unseeded one."""
+    if random_state is None:
+        return None
+    if isinstance(random_state, Integral):
+        return int(random_state)
+    return int(check_random_state(random_state).randint(2**31 - 1))
+
+
+def train_network(classifier, X, y, *, sample_weight, groups, seed):
+    """Build and train the network that ``classifier``'s parameters describe.
+
+    Parameters
+    ----------
+    classifier : PneumoniaCNNClassifier
+        Read for its parameters only; nothing is set on it.
+    X : ndarray of shape (n, h, w, c)
+        Validated float32 images.
+    y : ndarray of shape (n,)
+        Validated labels of two classes.
+    sample_weight, groups : ndarray of shape (n,) or None
+        Weights in the loss, and the patient of each image.
+    seed : int or None
+        Seed of the weights, the augmentation, the shuffling and the split.
+
+    Returns
+    -------
+    TrainedNetwork
+    """
+    if sample_weight is not None:
+        # scikeras drops zero-weight images itself, which would misalign groups.
+        kept = sample_weight != 0
+        if not kept.any():
+            raise ValueError(
+                "Every sample_weight is zero: there is nothing to train on."
+            )
+        X, y, sample_weight = X[kept], y[kept], sample_weight[kept]
+        groups = None if groups is None else groups[kept]
+    trainer = _ScikerasTrainer(
+        classifier, image_shape=X.shape[1:], seed=seed, groups=groups
+    )
+    trainer.fit(X, y, sample_weight=sample_weight)
+    return TrainedNetwork(
+        model=trainer.model_,
+        classes=trainer.classes_,
+        history=trainer.history_,
+        n_epochs=trainer.n_epochs_,
+        chosen_threshold=trainer.chosen_threshold_,
+    )
+
+
+class _ScikerasTrainer(KerasClassifier):
+    """scikeras' classifier, set up for one fit of a ``PneumoniaCNNClassifier``.
+
+    scikeras encodes the labels, turns ``class_weight`` into sample weights and
+    builds the network; the hooks below replace its Keras ``fit`` call with the
+    package's input pipeline, validation part and callbacks. It is made afresh
+    for every fit and never cloned, so it is no estimator of its own.
+    """
+
+    def __init__(self, classifier, *, image_shape, seed, groups):
+        super().__init__(
+            model=functools.partial(_build_network, classifier, image_shape, seed),
+            loss="binary_crossentropy",
+            batch_size=classifier.batch_size,
+            epochs=classifier.epochs,
+            class_weight=classifier.class_weight,
+            verbose=classifier.verbose,
+        )
+        # Underscored, so that scikeras does not take them for parameters.
+        self._classifier = classifier
+        self._seed = seed
+        self._groups = groups
+
+    def _validate_data(self, X=None, y=None, reset=False, y_numeric=False):
+        return X, y  # validated by the public class
+
+    def _initialize_callbacks(self):
+        pass  # assembled per fit in _fit_keras_model
+
+    def _fit_keras_model(self, X, y, sample_weight, warm_start, epochs, initial_epoch):
+        train, validation = self._validation_split(y)
+        weights = () if sample_weight is None else (sample_weight.astype(np.float32),)
+        arrays = _as_tensors(X, y, *weights)
+        batch_size = self._classifier.batch_size
+        validation_data = None
+        if validation is not None:
+            validation_data = _batches(arrays[:2], validation, batch_size)
+        history = self.model_.fit(
+            _batches(arrays, train, batch_size, shuffle=True, seed=self._seed),
+            validation_data=validation_data,
+            epochs=epochs,
+            shuffle=False,  # the pipeline shuffles, seeded
+            callbacks=_callbacks(self._classifier, monitored=validation is not None),
+            verbose=self._classifier.verbose,
+        )
+        self.history_ = {name: list(values) for name, values in history.history.items()}
+        self.n_epochs_ = len(history.epoch)
+        self.chosen_threshold_ = self._chosen_threshold(X, y, validation)
+
+    def _validation_split(self, y):
+        """Indices of the training and validation parts, stratified by class."""
+        classifier = self._classifier
+        everything = np.arange(len(y))
+        if not needs_validation(classifier):
+            return everything, None
+        fraction = classifier.validation_fraction
+        n_validation = round(fraction * len(y))
+        _, counts = np.unique(y, return_counts=True)
+        if (
+            n_validation < 2 * len(counts)
+            or counts.min() < 2 * MIN_VALIDATION_PER_CLASS
+        ):
+            return _without_validation(
+                everything, f"{len(y)} training images are", fraction
+            )
+        if self._groups is None:
+            return train_test_split(
+                everything,
+                test_size=n_validation,
+                stratify=y.reshape(-1),
+                random_state=self._seed,
+            )
+        try:
+            train, validation, _ = patient_split(
+                everything,
+                y.reshape(-1),
+                groups=self._groups,
+                sizes=(1 - fraction, fraction, 0.0),
+                random_state=self._seed,
+            )
+        except ValueError:
+            n_patients = len(np.unique(self._groups))
+            return _without_validation(
+                everything, f"{n_patients} patients are", fraction
+            )
+        return train, validation
+
+    def _chosen_threshold(self, X, y, validation):
+        if self._classifier.threshold != "auto":
+            return None
+        if validation is None:
+            warnings.warn(
+                "No validation part to choose the threshold on; using 0.5.",
+                UserWarning,
+                stacklevel=2,
+            )
+            return 0.5
+        scores = network_scores(self.model_, X[validation], self._classifier.batch_size)
+        threshold = choose_threshold(
+            y[validation].reshape(-1),
+            scores,
+            min_recall=self._classifier.target_recall,
+        )
+        return float(threshold)
+
+
+def needs_validation(classifier):
+    """Whether ``classifier``'s settings need a validation part."""
+    return (
+        classifier.early_stopping
+        or classifier.lr_schedule == "plateau"
+        or classifier.threshold == "auto"
+    )
+
+
+def _without_validation(everything, too_few, fraction):
+    warnings.warn(
+        f"{too_few} too few to hold out a validation part of {fraction:.0%} with "
+        "every class in it; training on all of them without early stopping or "
+        "threshold choice.",
+        UserWarning,
+        stacklevel=2,
+    )
+    return everything, None
+
+
+def _build_network(classifier, image_shape, seed):
+    check_padding_fits(classifier, image_shape)
+    return build_cnn(
+        image_shape,
+        n_conv_blocks=classifier.n_conv_blocks,
+        filters=classifier.filters,
+        kernel_size=classifier.kernel_size,
+        dense_units=classifier.dense_units,
+        dropout=classifier.dropout,
+        batch_norm=classifier.batch_norm,
+        padding=classifier.padding,
+        rotation=classifier.rotation,
+        zoom=classifier.zoom,
+        shift=classifier.shift,
+        contrast=classifier.contrast,
+        optimizer=classifier.optimizer,
+        learning_rate=classifier.learning_rate,
+        seed=seed,
+    )
+
+
+def check_padding_fits(classifier, image_shape):
+    """Refuse ``padding="valid"`` when the blocks would leave no pixel."""
+    if classifier.padding != "valid":
+        return
+    # "auto" picks "valid" exactly when every block keeps at least one pixel.
+    fitting = resolve_padding(
+        image_shape,
+        n_conv_blocks=classifier.n_conv_blocks,
+        kernel_size=classifier.kernel_size,
+    )
+    if fitting != "valid":
+        height, width, _ = image_shape
+        raise ValueError(
+            f"padding='valid' leaves no pixel of {height}x{width} images after "
+            f"{classifier.n_conv_blocks} blocks of {classifier.kernel_size}x"
+            f"{classifier.kernel_size} convolutions and 2x2 pooling; use "
+            "padding='auto' or 'same', fewer n_conv_blocks, a smaller "
+            "kernel_size or larger images."
+        )
+
+
+def _callbacks(classifier, *, monitored):
+    callbacks = list(classifier.callbacks or [])
+    if monitored and classifier.early_stopping:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_auc",
+                mode="max",
+                patience=classifier.patience,
+                restore_best_weights=True,
+            )
+        )
+    if monitored and classifier.lr_schedule == "plateau":
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_auc",
+                mode="max",
+                factor=0.2,
+                patience=max(1, classifier.patience // 3),
+            )
+        )
+    return callbacks
+
+
+def check_callbacks(callbacks):
+    """Refuse ``callbacks`` entries that are not Keras callbacks."""
+    for position, callback in enumerate(callbacks or []):
+        if not isinstance(callback, keras.callbacks.Callback):
+            raise InvalidParameterError(
+                "The 'callbacks' parameter of PneumoniaCNNClassifier must hold "
+                f"keras.callbacks.Callback instances; got {callback!r} at position "
+                f"{position}."
+            )
+
+
+# ------------------------------------------------------------------ running the network
+
+
+def network_scores(model, X, batch_size):
+    """The network's pneumonia probability of each image in ``X``, as float32.
+
+    The images go through the network in an order set by their content alone, so
+    that reordering ``X`` cannot change any score: the kernels of a batch may
+    round an image's result differently depending on its place in the batch.
+    """
+    order = _content_order(X)
+    (tensor,) = _as_tensors(X)
+    scores = model.predict(_batches((tensor,), order, batch_size), verbose=0)
+    unsorted = np.empty(len(X), dtype=np.float32)
+    unsorted[order] = scores.reshape(-1)
+    return unsorted
+
+
+def _content_order(X):
+    """Positions of ``X``'s images sorted by a digest of their pixels."""
+    digests = np.array(
+        [
+            int.from_bytes(hashlib.blake2b(image.tobytes(), digest_size=8).digest())
+            for image in X
+        ],
+        dtype=np.uint64,
+    )
+    return np.argsort(digests, kind="stable")
+
+
+def _as_tensors(*arrays):
+    """TensorFlow copies of ``arrays``, made once for every pipeline over them."""
+    import tensorflow as tf
+
+    # Input pipelines run on the host, whatever device trains the network.
+    with tf.device("/cpu:0"):
+        return tuple(tf.convert_to_tensor(array) for array in arrays)
+
+
+def _batches(tensors, rows, batch_size, *, shuffle=False, seed=None):
+    """Batches of the given ``rows`` of ``tensors``, as a tf.data pipeline.
+
+    Keras would build a pipeline of its own from NumPy arrays, with tf.data
+    autotuning; tearing that down at the end of an epoch can wait seconds for
+    the autotuner's thread, which made training on two cores up to 1.5x slower.
+    This pipeline gathers the same batches with autotuning off.
+    """
+    import tensorflow as tf
+
+    order = tf.data.Dataset.from_tensor_slices(np.asarray(rows, dtype=np.int64))
+    if shuffle:
+        order = order.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
+    whole = tf.data.Dataset.from_tensors(tensors).repeat()
+    batches = tf.data.Dataset.zip(order.batch(batch_size), whole).map(
+        lambda batch_rows, data: tuple(tf.gather(t, batch_rows) for t in data)
+    )
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return batches.with_options(options).prefetch(2)
+
+
+# ------------------------------------------------------------------ image arrays
+
+
+def warn_if_outside_unit_range(X):
+    """Warn when images are not scaled to [0, 1], as unscaled 8-bit pixels are."""
+    # The contrast augmentation clips training images to [0, 1], and a network
+    # trained on [0, 1] saturates on larger values: either way the prediction is
+    # not what the user meant.
+    low, high = float(X.min()), float(X.max())
+    if low < -_UNIT_RANGE_SLACK or high > 1 + _UNIT_RANGE_SLACK:
+        warnings.warn(
+            f"X holds values in [{low:g}, {high:g}], but PneumoniaCNNClassifier "
+            "expects images scaled to [0, 1], as ImageLoader gives them: divide "
+            "8-bit pixels by 255 and 16-bit ones by 65535.",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def image_batch(X):
+    """View a validated array as ``(n, h, w, c)`` images."""
+    if X.ndim == 2:
+        batch = X[:, np.newaxis, :, np.newaxis]
+    elif X.ndim == 3:
+        batch = X[..., np.newaxis]
+    elif X.ndim == 4:
+        batch = X
+    else:
+        raise ValueError(
+            f"Expected images of shape (n, h, w, c) or (n, h, w), or a 2-D table; "
+            f"got an array with {X.ndim} dimensions, shape {X.shape}."
+        )
+    if 0 in batch.shape[1:]:
+        raise ValueError(
+            "Images need at least one row, one column and one channel; got X of "
+            f"shape {X.shape}."
+        )
+    return batch
+
+
+def check_image_shape(shape, expected, name):
+    """Say how images of ``shape`` differ from the ``expected`` (h, w, c)."""
+    if len(shape) not in (2, 3, 4):
+        return  # image_batch reports the rank
+    image_shape = image_batch(np.empty((0, *shape[1:]))).shape[1:]
+    if image_shape == tuple(expected):
+        return
+    if len(shape) == 2 and expected[0] == 1:
+        raise ValueError(
+            f"X has {shape[1]} features, but {name} is expecting {expected[1]} "
+            "features as input."
+        )
+    h, w, c = expected
+    if tuple(shape) in ((h, w), (h, w, c)):
+        raise ValueError(
+            f"X of shape {tuple(shape)} is one image, but {name} predicts a batch of "
+            "images: pass X[np.newaxis] for a batch of one."
+        )
+    if image_shape[:2] == (h, w):
+        raise ValueError(
+            f"Images of {image_shape[2]} channels do not match the {c}-channel "
+            f"images this {name} was fitted on."
+        )
+    raise ValueError(
+        f"Images of shape {image_shape[0]}x{image_shape[1]}x{image_shape[2]} "
+        f"(height x width x channels) do not match the {h}x{w}x{c} images this "
+        f"{name} was fitted on; load them with the same image size (for example "
+        f"ImageLoader(image_size=({h}, {w})))."
+    )
+
+
+# ------------------------------------------------------------------ fitted state
+
+_OPTIONAL_ATTRIBUTES = frozenset({"feature_names_in_"})
+
+
+def check_fitted_state(state, names):
+    """Refuse a fitted state whose parts are missing, unknown or disagree."""
+    expected = {"model_", *names}
+    missing = sorted(expected - _OPTIONAL_ATTRIBUTES - state.keys())
+    unknown = sorted(state.keys() - expected)
+    if missing or unknown:
+        raise ValueError(
+            f"fitted state: missing attributes {missing}, unknown attributes {unknown}."
+        )
+    image_shape = state["image_shape_"]
+    if not (
+        isinstance(image_shape, tuple)
+        and len(image_shape) == 3
+        and all(isinstance(side, int) and side > 0 for side in image_shape)
+    ):
+        raise ValueError(
+            f"image_shape_ must be 3 positive integers, got {image_shape!r}."
+        )
+    _check_classes(state["classes_"])
+    _check_network(state["model_"], image_shape)
+    threshold = state["chosen_threshold_"]
+    if threshold is not None and not (
+        isinstance(threshold, float) and 0 <= threshold <= 1
+    ):
+        raise ValueError(
+            f"chosen_threshold_ must be None or a number in [0, 1], got {threshold!r}."
+        )
+    n_features = state["n_features_in_"]
+    if n_features not in image_shape[:2]:
+        raise ValueError(
+            f"n_features_in_ = {n_features!r} fits neither side of image_shape_ "
+            f"{image_shape}."
+        )
+    n_epochs = state["n_epochs_"]
+    if not (isinstance(n_epochs, int) and n_epochs >= 0):
+        raise ValueError(f"n_epochs_ must be a non-negative integer, got {n_epochs!r}.")
+    if not isinstance(state["history_"], dict):
+        raise ValueError("history_ must be a dict of lists of numbers.")
+
+
+def _check_classes(classes):
+    if not (isinstance(classes, np.ndarray) and classes.shape == (2,)):
+        raise ValueError(f"classes_ must hold two labels, got {classes!r}.")
+    if not classes[0] < classes[1]:
+        raise ValueError(
+            f"classes_ must be two distinct labels in sorted order, got "
+            f"{classes.tolist()}: the greater one is the pneumonia class."
+        )
+    check_label_order(classes, "classes_")
+
+
+def _check_network(model, image_shape):
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"model_ must be a keras.Model, got {type(model).__name__}.")
+    if tuple(model.input_shape[1:]) != image_shape:
+        raise ValueError(
+            f"model_ takes inputs of shape {tuple(model.input_shape[1:])}, but "
+            f"image_shape_ is {image_shape}."
+        )
+    if tuple(model.output_shape) != (None, 1):
+        raise ValueError(
+            f"model_ must give one pneumonia probability per image, but its output "
+            f"has shape {model.output_shape}."
+        )

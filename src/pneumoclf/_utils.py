@@ -1,0 +1,169 @@
+"""Private helpers shared by several modules: label checks, file writing, errors."""
+
+import contextlib
+import errno
+import os
+import secrets
+from pathlib import Path
+
+import numpy as np
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import column_or_1d
+
+# --------------------------------------------------------------------------- labels
+
+
+def missing_label_positions(y):
+    """Positions of ``None`` and NaN in a 1-D label array."""
+    if y.dtype.kind == "f":
+        return np.flatnonzero(np.isnan(y))
+    if y.dtype.kind != "O":
+        return np.array([], dtype=int)
+    return np.flatnonzero([is_missing(label) for label in y])
+
+
+def is_missing(label):
+    # NaN is the only value that differs from itself.
+    return label is None or (isinstance(label, (float, np.floating)) and label != label)
+
+
+def check_no_missing_labels(y, name, *, noun="label"):
+    positions = missing_label_positions(y)
+    if len(positions):
+        listed = ", ".join(str(position) for position in positions[:10])
+        more = ", ..." if len(positions) > 10 else ""
+        raise ValueError(
+            f"{name} holds missing {noun}s (None or NaN) at positions "
+            f"{listed}{more}; every sample needs a {noun}."
+        )
+
+
+def check_label_order(labels, name):
+    """Refuse spellings of NORMAL and PNEUMONIA that would make NORMAL the greater.
+
+    The greater label in sorted order is taken as pneumonia, so stray spaces or
+    mixed case (``" PNEUMONIA" < "NORMAL"``, ``"PNEUMONIA" < "normal"``) would
+    silently swap the two classes.
+    """
+    if len(labels) != 2 or not all(isinstance(label, str) for label in labels):
+        return
+    if [label.strip().upper() for label in labels] == ["PNEUMONIA", "NORMAL"]:
+        first, second = (str(label) for label in labels)
+        raise ValueError(
+            f"The labels of {name} are {first!r} and {second!r}: in sorted order the "
+            f"greater one, {second!r}, would be taken as pneumonia. Remove stray "
+            "spaces and use one case, for example np.char.upper(np.char.strip(y))."
+        )
+
+
+def binary_target(y, estimator_name):
+    """Check that ``y`` holds labels of exactly two classes; return it as 1-D."""
+    y = column_or_1d(y, warn=True)
+    if len(y) == 0:
+        raise ValueError(
+            f"y is empty: {estimator_name} needs labelled images of both classes "
+            "to train."
+        )
+    check_no_missing_labels(y, "y")
+    _check_labels_of_one_kind(y)
+    check_classification_targets(y)
+    classes = np.unique(y)
+    if len(classes) > 2:
+        raise ValueError(
+            f"Only binary classification is supported: {estimator_name} tells "
+            f"NORMAL from PNEUMONIA, but y holds {len(classes)} classes: "
+            f"{classes.tolist()[:10]}."
+        )
+    if len(classes) < 2:
+        raise ValueError(
+            f"y holds one class only ({classes.tolist()}); {estimator_name} needs "
+            "examples of both classes to train."
+        )
+    check_label_order(classes, "y")
+    return y
+
+
+def _check_labels_of_one_kind(y):
+    if y.dtype.kind != "O":
+        return
+    is_text = np.array([isinstance(label, str) for label in y])
+    if is_text.any() and not is_text.all():
+        text, other = y[np.argmax(is_text)], y[np.argmin(is_text)]
+        raise ValueError(
+            f"y mixes text labels such as {text!r} with other labels such as "
+            f"{other!r}; use one kind, for example 'NORMAL'/'PNEUMONIA' or 0/1."
+        )
+
+
+def is_pneumonia(scores, threshold):
+    """The decision rule of the package: pneumonia where the probability reaches it."""
+    return np.asarray(scores) >= threshold
+
+
+# --------------------------------------------------------------------------- files
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode="wb", **kwargs):
+    """Open a file for writing that appears at ``path`` only once complete.
+
+    The content goes to a temporary file beside ``path``, which is flushed,
+    synced to disk and renamed over ``path`` when the block ends without error;
+    on any error, or an interruption, the temporary file is removed and ``path``
+    is left as it was.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write. Its folder must exist.
+    mode : {"wb", "w"}, default="wb"
+        Binary or text.
+    **kwargs
+        Passed to :func:`open`, such as ``encoding`` and ``newline``.
+
+    Yields
+    ------
+    file : file object
+        The temporary file, open for writing.
+
+    Raises
+    ------
+    IsADirectoryError
+        If ``path`` is a directory.
+    FileNotFoundError
+        If the folder of ``path`` does not exist; the error names the folder.
+    """
+    path = Path(path)
+    check_writable_destination(path)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    # "x" refuses to follow an existing file; the permissions follow the umask.
+    file = open(temporary, mode.replace("w", "x"), **kwargs)
+    try:
+        with file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def check_writable_destination(path):
+    """Name ``path`` itself, not the temporary file, when it cannot be written."""
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            errno.ENOENT, "No such folder to write the file in", str(path.parent)
+        )
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def describe_os_error(error):
+    """One line that names the file of an ``OSError`` and what went wrong."""
+    if error.filename is None or not error.strerror:
+        return str(error)
+    return f"{error.filename}: {error.strerror}."

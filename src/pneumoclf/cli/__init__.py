@@ -1,0 +1,162 @@
+"""The ``pneumoclf`` command: train, evaluate and apply pneumonia classifiers.
+
+Subcommands:
+
+``pneumoclf demo``
+    Train and evaluate on the bundled sample of 200 X-rays, in about a minute.
+``pneumoclf train DATA_DIR -o MODEL``
+    Train the recipe of :mod:`pneumoclf.recipes` on every image of a
+    ``chest_xray``-like folder and save the model.
+``pneumoclf evaluate MODEL DATA_DIR``
+    Clinical figures (recall, specificity, ...) of a saved model on a folder.
+``pneumoclf predict MODEL FILE...``
+    Pneumonia probability and label of each image file.
+``pneumoclf explain MODEL FILE... --out DIR``
+    Grad-CAM heat maps over each image file.
+``pneumoclf tune DATA_DIR --n-trials N``
+    Optuna search of the pipeline, shared by every process that names the same
+    ``--storage`` and ``--study-name``.
+
+The package only parses (``_parser``), calls the library and prints
+(``_commands``). Failures exit with status 1 (2 for usage errors) and one message
+on stderr, and output files are written atomically: an interrupted command leaves
+no partial file.
+"""
+
+import contextlib
+import importlib
+import logging
+import os
+import sys
+import tempfile
+import warnings
+
+from ._parser import PROG, build_parser
+
+__all__ = ["build_parser", "main"]
+
+# Names that moved to the library; kept here, with a warning, until 0.3.
+_MOVED = {
+    "DEMO_EPOCHS": "pneumoclf.recipes",
+    "DEMO_SPLIT": "pneumoclf.recipes",
+    "DEMO_VALIDATION_FRACTION": "pneumoclf.recipes",
+    "DROPOUT": "pneumoclf.recipes",
+    "TARGET_RECALL": "pneumoclf.recipes",
+    "FIGURE_NAMES": "pneumoclf.plotting",
+}
+
+
+def __getattr__(name):
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"pneumoclf.cli.{name} moved to {_MOVED[name]}.{name}; the old name will be "
+        "removed in pneumoclf 0.3.",
+        FutureWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(_MOVED[name]), name)
+
+
+def main(argv=None):
+    """Run the ``pneumoclf`` command.
+
+    Parameters
+    ----------
+    argv : list of str, default=None
+        The arguments after the program name; None means ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 1 on failure, 2 on a usage error, 130
+        when interrupted.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_request:  # --help, --version and usage errors
+        return int(exit_request.code or 0)
+    with warnings.catch_warnings():
+        # Deprecations inside the dependencies are for developers, not users.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.showwarning = _show_warning
+        return _run(args)
+
+
+def _run(args):
+    from .._utils import describe_os_error
+
+    try:
+        _start_tensorflow_quietly()
+        from . import _commands
+
+        try:
+            return getattr(_commands, f"run_{args.command}")(args)
+        except _commands.UsageError as error:
+            return _fail(str(error), status=2)
+    except KeyboardInterrupt:
+        return _fail("interrupted; no partial file was left.", status=130)
+    except OSError as error:
+        return _fail(describe_os_error(error))
+    except (ValueError, ImportError) as error:
+        return _fail(str(error))
+    except Exception as error:
+        return _fail(f"unexpected {type(error).__name__}: {error}")
+
+
+def _start_tensorflow_quietly():
+    """Import TensorFlow and find its devices without its start-up log lines.
+
+    TensorFlow's native code writes them (CUDA probing, oneDNN notices) straight
+    to the process's standard error, where no Python setting reaches; they are
+    held back here, and shown only if TensorFlow fails to start.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with _native_stderr_captured() as captured:
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+        except BaseException:
+            captured.replay = True
+            raise
+    # TensorFlow's Python warnings (retracing notices) are for developers.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+class _Captured:
+    replay = False
+
+
+@contextlib.contextmanager
+def _native_stderr_captured():
+    """Send file descriptor 2 to a temporary file for the block's duration."""
+    captured = _Captured()
+    try:
+        stderr_fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # stderr replaced, e.g. by a test
+        stderr_fd = 2
+    sys.stderr.flush()
+    saved = os.dup(stderr_fd)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), stderr_fd)
+        try:
+            yield captured
+        finally:
+            os.dup2(saved, stderr_fd)
+            os.close(saved)
+            if captured.replay:
+                held.seek(0)
+                sys.stderr.write(held.read().decode(errors="replace"))
+
+
+def _fail(message, status=1):
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return status
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"{PROG}: warning: {message}", file=sys.stderr)

@@ -1,0 +1,349 @@
+"""What each ``pneumoclf`` subcommand does: call the library, print the outcome.
+
+Each ``run_<command>(args)`` takes the parsed arguments and returns the exit
+status. The library is imported inside them: it loads TensorFlow.
+"""
+
+import csv
+import io
+import json
+import math
+import sys
+import time
+
+from .._utils import atomic_open, is_pneumonia
+from ..recipes import (
+    DEMO_SPLIT,
+    DEMO_VALIDATION_FRACTION,
+    TARGET_RECALL,
+    image_file_pipeline,
+    make_pipeline,
+)
+
+
+class UsageError(Exception):
+    """Options that are wrong, or that do not go together; exit status 2."""
+
+
+# Options of ``train`` that set a pipeline parameter, and the parameter.
+_TRAIN_OPTIONS = {
+    "epochs": "cnn__epochs",
+    "image_size": "load__image_size",
+    "threshold": "cnn__threshold",
+    "target_recall": "cnn__target_recall",
+    "dropout": "cnn__dropout",
+    "batch_size": "cnn__batch_size",
+    "learning_rate": "cnn__learning_rate",
+    "seed": "cnn__random_state",
+}
+
+
+def run_demo(args):
+    from ..datasets import load_sample
+    from ..metrics import clinical_report, format_clinical_report
+    from ..model_selection import patient_split
+
+    start = time.perf_counter()
+    pipeline = _checked_pipeline(
+        args,
+        {"epochs": "cnn__epochs", "seed": "cnn__random_state"},
+        cnn__validation_fraction=DEMO_VALIDATION_FRACTION,
+        cnn__verbose=2,
+    )
+    data = load_sample()
+    train, _, test = patient_split(
+        data.paths,
+        data.target,
+        groups=data.groups,
+        sizes=DEMO_SPLIT,
+        random_state=args.seed,
+    )
+    size = pipeline.named_steps["load"].image_size
+    print(
+        f"Bundled sample: {_describe_counts(data.target)}, one image per patient.\n"
+        f"Patient-grouped split (seed {args.seed}): training on "
+        f"{_describe_counts(data.target[train])}, of which the classifier holds "
+        f"out {DEMO_VALIDATION_FRACTION:.0%} to stop early and choose the threshold; "
+        f"testing on the {_describe_counts(data.target[test])} of the other "
+        "patients.\n"
+        f"Training on {size}x{size} images, at most {args.epochs} epochs:"
+    )
+    labels = _labels(data)
+    pipeline.fit(data.paths[train], labels[train], cnn__groups=data.groups[train])
+    scores = pipeline.predict_proba(data.paths[test])[:, 1]
+    report = clinical_report(data.target[test], scores, pipeline[-1].threshold_)
+    print(
+        f"\nHeld-out patients ({len(test)} images, split seed {args.seed}; "
+        f"{pipeline[-1].n_epochs_} epochs run):"
+    )
+    print(format_clinical_report(report))
+    print(f"\nElapsed: {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def run_train(args):
+    from ..datasets import load_chest_xray
+    from ..persistence import save_model
+
+    if args.target_recall is not None and args.threshold != "auto":
+        raise UsageError(
+            f"--target-recall {args.target_recall} needs --threshold auto, not "
+            f"--threshold {args.threshold}."
+        )
+    _check_output_path(args.output, "-o/--output")
+    # The recipe's target recall belongs to its automatic threshold only.
+    no_target = {} if args.threshold == "auto" else {"cnn__target_recall": None}
+    pipeline = _checked_pipeline(
+        args, _TRAIN_OPTIONS, cnn__verbose=0 if args.quiet else 2, **no_target
+    )
+    data = load_chest_xray(args.data_dir)
+    if not args.quiet:
+        print(
+            f"Training on {_describe_counts(data.target)} from {args.data_dir}, "
+            f"resized to {args.image_size}x{args.image_size}:"
+        )
+    pipeline.fit(data.paths, _labels(data), cnn__groups=data.groups)
+    save_model(pipeline, args.output)
+    classifier = pipeline[-1]
+    if not args.quiet:
+        print(
+            f"Saved the model to {args.output} ({classifier.n_epochs_} epochs run, "
+            f"threshold {classifier.threshold_:.4f})."
+        )
+    return 0
+
+
+def run_evaluate(args):
+    from ..datasets import load_chest_xray
+    from ..metrics import clinical_report, format_clinical_report
+    from ..persistence import load_model
+    from ..plotting import require_matplotlib, save_evaluation_figures
+
+    if args.report_dir is not None:
+        require_matplotlib("--report-dir")  # before the long part
+    model = image_file_pipeline(load_model(args.model))
+    data = load_chest_xray(args.data_dir)
+    scores = model.predict_proba(data.paths)[:, 1]
+    threshold = model[-1].threshold_
+    report = clinical_report(data.target, scores, threshold)
+    if args.report_dir is not None:
+        save_evaluation_figures(
+            args.report_dir, data.target, scores, threshold, model[-1].history_
+        )
+    if args.json:
+        summary = {"model": str(args.model), "data_dir": str(args.data_dir), **report}
+        print(json.dumps(_nan_to_none(summary), allow_nan=False))
+        return 0
+    print(
+        f"Model {args.model} on {_describe_counts(data.target)} from {args.data_dir}:"
+    )
+    print(format_clinical_report(report))
+    print()
+    print(_format_confusion_matrix(report))
+    if args.report_dir is not None:
+        print(f"\nFigures written to {args.report_dir}")
+    return 0
+
+
+def run_predict(args):
+    from ..persistence import load_model
+
+    if args.output is not None:
+        _check_output_path(args.output, "-o/--output")
+    model = image_file_pipeline(load_model(args.model))
+    scores = model.predict_proba(args.files)[:, 1]
+    labels = model.classes_[is_pneumonia(scores, model[-1].threshold_).astype(int)]
+    rows = [
+        {"path": path, "pneumonia_probability": float(score), "label": label}
+        for path, score, label in zip(args.files, scores, labels.tolist(), strict=True)
+    ]
+    text = _rows_as_json(rows) if args.json else _rows_as_csv(rows)
+    _write_text(text, args.output)
+    return 0
+
+
+def run_explain(args):
+    from ..explain import save_overlays
+    from ..persistence import load_model
+
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file; give a folder.")
+    model = image_file_pipeline(load_model(args.model))
+    for path in save_overlays(model, args.files, args.out, layer=args.layer):
+        print(path)
+    return 0
+
+
+def run_tune(args):
+    from ..datasets import load_chest_xray
+    from ..metrics import make_recall_weighted_scorer
+    from ..persistence import save_model
+    from ..tuning import limit_threads, tune
+
+    if args.n_threads is not None:
+        limit_threads(args.n_threads)
+    if args.output is not None:
+        _check_output_path(args.output, "-o/--output")
+    fixed_params = {}
+    if args.epochs is not None:
+        fixed_params["cnn__epochs"] = args.epochs
+    if args.image_size is not None:
+        fixed_params["load__image_size"] = args.image_size
+    if args.scoring == "roc_auc":
+        # The AUC does not depend on the threshold: searching its rule would be
+        # blind, so the best pipeline gets the recipe's.
+        fixed_params["cnn__target_recall"] = TARGET_RECALL
+    data = load_chest_xray(args.data_dir)
+    scoring = {"roc_auc": "roc_auc", "recall_weighted": make_recall_weighted_scorer()}
+    study, best = tune(
+        data.paths,
+        _labels(data),
+        groups=data.groups,
+        fixed_params=fixed_params,
+        n_trials=args.n_trials,
+        timeout=args.timeout,
+        storage=args.storage,
+        study_name=args.study_name,
+        scoring=scoring[args.scoring],
+        pruning=not args.no_pruning,
+        random_state=args.seed,
+        n_threads=args.n_threads,
+        refit=args.output is not None,
+        verbose=0 if args.quiet else 1,
+    )
+    if best is not None:
+        save_model(best, args.output)
+    if not args.quiet:
+        print(_describe_study(study, args.scoring))
+        if best is not None:
+            print(f"Saved the best pipeline, trained on all images, to {args.output}.")
+    return 0
+
+
+# ---------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------
+
+
+def _checked_pipeline(args, options, **params):
+    """The recipe's pipeline with the options given, each checked by its estimator.
+
+    An option out of its range is a usage error that names the option, raised
+    before any data is read.
+    """
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    pipeline = make_pipeline(**params)
+    for option, parameter in options.items():
+        value = getattr(args, option)
+        if value is None:
+            continue
+        step_name, name = parameter.split("__", 1)
+        step = pipeline.named_steps[step_name]
+        previous = step.get_params()[name]
+        step.set_params(**{name: value})
+        try:
+            step._validate_params()
+        except InvalidParameterError as error:
+            step.set_params(**{name: previous})
+            flag = "--" + option.replace("_", "-")
+            raise UsageError(f"argument {flag}: {error}") from None
+    return pipeline
+
+
+def _describe_study(study, scoring):
+    from optuna.trial import TrialState
+
+    states = [trial.state for trial in study.trials]
+    lines = [
+        f"Study {study.study_name!r}: {states.count(TrialState.COMPLETE)} complete, "
+        f"{states.count(TrialState.PRUNED)} pruned, "
+        f"{states.count(TrialState.FAIL)} failed trials."
+    ]
+    if TrialState.COMPLETE not in states:
+        return lines[0]
+    best = study.best_trial
+    lines.append(f"Best trial #{best.number}: validation {scoring} {best.value:.4f}")
+    lines.extend(f"  {name} = {value}" for name, value in best.params.items())
+    return "\n".join(lines)
+
+
+def _format_confusion_matrix(report):
+    rows = [
+        ("", "pred. NORMAL", "pred. PNEUMONIA"),
+        ("NORMAL", str(report["tn"]), str(report["fp"])),
+        ("PNEUMONIA", str(report["fn"]), str(report["tp"])),
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    lines = ["Confusion matrix (rows: truth)"]
+    for label, *counts in rows:
+        cells = [
+            f"{count:>{width}}" for count, width in zip(counts, widths[1:], strict=True)
+        ]
+        lines.append(f"  {label:<{widths[0]}}  " + "  ".join(cells))
+    return "\n".join(lines)
+
+
+def _nan_to_none(summary):
+    return {
+        key: None if isinstance(value, float) and math.isnan(value) else value
+        for key, value in summary.items()
+    }
+
+
+def _rows_as_csv(rows):
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _rows_as_json(rows):
+    return json.dumps(rows, indent=2) + "\n"
+
+
+def _labels(data):
+    """The folder labels, ``"NORMAL"`` and ``"PNEUMONIA"``, of a loaded data set."""
+    return data.target_names[data.target]
+
+
+def _describe_counts(target):
+    n_pneumonia = int(sum(target))
+    return (
+        f"{len(target)} images ({len(target) - n_pneumonia} NORMAL, "
+        f"{n_pneumonia} PNEUMONIA)"
+    )
+
+
+def _check_output_path(path, option):
+    """Refuse an output path that cannot be written, before any long work."""
+    if path.is_dir():
+        raise ValueError(f"{option} {path} is a directory; give a file name.")
+    if not path.parent.is_dir():
+        raise ValueError(f"{option} {path}: the folder {path.parent} does not exist.")
+
+
+def _write_text(text, output):
+    """Write ``text`` to the file ``output``, or to standard output if None.
+
+    A file name that is not valid in the file system's encoding reaches Python as
+    surrogate escapes (PEP 383); it is written back as the bytes it came from.
+    """
+    if output is None:
+        _write_to_stdout(text)
+        return
+    with atomic_open(
+        output, "w", encoding="utf-8", errors="surrogateescape", newline=""
+    ) as file:
+        file.write(text)
+
+
+def _write_to_stdout(text):
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:  # a text-only stream, such as io.StringIO
+        sys.stdout.write(text)
+        return
+    sys.stdout.flush()
+    buffer.write(text.encode(sys.stdout.encoding, "surrogateescape"))
+    buffer.flush()

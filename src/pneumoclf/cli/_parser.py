@@ -1,0 +1,360 @@
+"""The argument parser of ``pneumoclf``: options, their types and help.
+
+Building the parser imports nothing heavy, so that ``--help`` and ``--version``
+answer at once. Option values are checked here only for their type; their ranges
+are the classifier's own parameter constraints, checked by the commands before any
+long work.
+"""
+
+import argparse
+from pathlib import Path
+
+from ..recipes import DEMO_EPOCHS, DROPOUT, IMAGE_SIZE, TARGET_RECALL
+
+PROG = "pneumoclf"
+
+#: Trial scores ``pneumoclf tune --scoring`` offers.
+SCORINGS = ("roc_auc", "recall_weighted")
+
+
+def build_parser():
+    """The argument parser of the ``pneumoclf`` command, with its subcommands.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        Each subcommand sets ``command`` to its name in the parsed arguments.
+    """
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Recall-first pneumonia detection on pediatric chest X-rays.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
+    )
+    subparsers = parser.add_subparsers(
+        title="commands", dest="command", metavar="COMMAND", required=True
+    )
+    for add_parser in (
+        _add_demo_parser,
+        _add_train_parser,
+        _add_evaluate_parser,
+        _add_predict_parser,
+        _add_explain_parser,
+        _add_tune_parser,
+    ):
+        add_parser(subparsers)
+    return parser
+
+
+def _add_demo_parser(subparsers):
+    demo = subparsers.add_parser(
+        "demo",
+        help="train and evaluate on the bundled sample of 200 X-rays",
+        description=(
+            "Train a classifier on the bundled sample of 200 real chest X-rays "
+            "(100 NORMAL, 100 PNEUMONIA, one per patient) and report its "
+            "clinical figures on held-out patients. 200 images are far too few to "
+            "judge a model: this shows the workflow, not the attainable quality."
+        ),
+    )
+    demo.add_argument(
+        "--epochs",
+        type=int,
+        default=DEMO_EPOCHS,
+        metavar="N",
+        help="largest number of training epochs (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="S",
+        help="seed of the split and of the training (default: %(default)s)",
+    )
+    demo.set_defaults(command="demo")
+
+
+def _add_train_parser(subparsers):
+    train = subparsers.add_parser(
+        "train",
+        help="train a classifier on a folder of X-rays and save it",
+        description=(
+            "Train a classifier on every image under DATA_DIR, laid out as "
+            "DATA_DIR/<split>/{NORMAL,PNEUMONIA}/ or DATA_DIR/{NORMAL,PNEUMONIA}/ "
+            "(all splits found are used), and save it with save_model. The "
+            "classifier holds out a validation part of these images, by whole "
+            "patients and stratified by class, to stop early and to choose the "
+            "threshold. Evaluate the model on other patients with "
+            "'pneumoclf evaluate'."
+        ),
+    )
+    train.add_argument(
+        "data_dir", metavar="DATA_DIR", type=Path, help="folder of chest X-rays"
+    )
+    train.add_argument(
+        "-o",
+        "--output",
+        metavar="MODEL",
+        type=Path,
+        required=True,
+        help="model file to write, e.g. model.pneumoclf",
+    )
+    train.add_argument(
+        "--epochs",
+        type=int,
+        metavar="N",
+        help="largest number of training epochs (default: the classifier's, 100)",
+    )
+    train.add_argument(
+        "--image-size",
+        type=int,
+        default=IMAGE_SIZE,
+        metavar="S",
+        help="side, in pixels, the images are resized to (default: %(default)s)",
+    )
+    train.add_argument(
+        "--threshold",
+        type=_threshold,
+        default="auto",
+        metavar="T|auto",
+        help=(
+            "decision threshold on the pneumonia probability, or 'auto' to "
+            "choose a recall-first one on the validation part (default: "
+            "%(default)s)"
+        ),
+    )
+    train.add_argument(
+        "--target-recall",
+        type=float,
+        metavar="R",
+        help=(
+            "with --threshold auto, the recall the threshold must reach on the "
+            f"validation part; the best specificity wins (default: {TARGET_RECALL})"
+        ),
+    )
+    train.add_argument(
+        "--dropout",
+        type=float,
+        default=DROPOUT,
+        metavar="P",
+        help=(
+            "dropout rate before the output layer; 0 trains the reference network "
+            "(default: %(default)s)"
+        ),
+    )
+    train.add_argument(
+        "--batch-size",
+        type=int,
+        metavar="B",
+        help="images per gradient step (default: the classifier's, 64)",
+    )
+    train.add_argument(
+        "--learning-rate",
+        type=float,
+        metavar="LR",
+        help="initial learning rate (default: the classifier's, 0.001)",
+    )
+    train.add_argument(
+        "--seed",
+        type=int,
+        metavar="S",
+        help="seed for a repeatable training (default: none)",
+    )
+    train.add_argument(
+        "--quiet", action="store_true", help="print nothing but errors and warnings"
+    )
+    train.set_defaults(command="train")
+
+
+def _add_evaluate_parser(subparsers):
+    evaluate = subparsers.add_parser(
+        "evaluate",
+        help="clinical figures of a saved model on a folder of X-rays",
+        description=(
+            "Predict every image under DATA_DIR (same layouts as 'train') with a "
+            "saved model, at its own threshold, and report ROC AUC, recall "
+            "(sensitivity), specificity, precision, F2 and the confusion counts."
+        ),
+    )
+    evaluate.add_argument(
+        "model", metavar="MODEL", type=Path, help="model file written by 'train'"
+    )
+    evaluate.add_argument(
+        "data_dir", metavar="DATA_DIR", type=Path, help="folder of chest X-rays"
+    )
+    evaluate.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object instead of a table (undefined figures: null)",
+    )
+    evaluate.add_argument(
+        "--report-dir",
+        metavar="DIR",
+        type=Path,
+        help=(
+            "also write roc_curve.png, confusion_matrix.png and, when the model "
+            "kept its training history, training_curves.png to DIR (needs "
+            'matplotlib: pip install "pneumoclf[plot]")'
+        ),
+    )
+    evaluate.set_defaults(command="evaluate")
+
+
+def _add_predict_parser(subparsers):
+    predict = subparsers.add_parser(
+        "predict",
+        help="pneumonia probability and label of each image file",
+        description=(
+            "Predict image files with a saved model: one row per file with its "
+            "path, the probability of pneumonia and the label at the model's "
+            "threshold. CSV with a header by default."
+        ),
+    )
+    predict.add_argument(
+        "model", metavar="MODEL", type=Path, help="model file written by 'train'"
+    )
+    predict.add_argument("files", metavar="FILE", nargs="+", help="image files")
+    predict.add_argument(
+        "--json", action="store_true", help="write a JSON array of objects"
+    )
+    predict.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        type=Path,
+        help="file to write instead of standard output",
+    )
+    predict.set_defaults(command="predict")
+
+
+def _add_explain_parser(subparsers):
+    explain = subparsers.add_parser(
+        "explain",
+        help="Grad-CAM heat maps of where the model sees pneumonia",
+        description=(
+            "Write one PNG per image file, <name>_gradcam.png in DIR: the image "
+            "with a Grad-CAM heat map of the evidence for pneumonia laid over it."
+        ),
+    )
+    explain.add_argument(
+        "model", metavar="MODEL", type=Path, help="model file written by 'train'"
+    )
+    explain.add_argument("files", metavar="FILE", nargs="+", help="image files")
+    explain.add_argument(
+        "--out",
+        metavar="DIR",
+        type=Path,
+        required=True,
+        help="folder for the overlays (created if missing)",
+    )
+    explain.add_argument(
+        "--layer",
+        metavar="NAME",
+        help="convolution layer to explain (default: the last one)",
+    )
+    explain.set_defaults(command="explain")
+
+
+def _add_tune_parser(subparsers):
+    tune = subparsers.add_parser(
+        "tune",
+        help="search the architecture and training settings with Optuna",
+        description=(
+            "Search the pipeline's settings (architecture, optimisation, "
+            "augmentation, image size, threshold rule) with Optuna: each trial "
+            "trains on the images of DATA_DIR and is scored on other patients. "
+            "Processes on any number of machines that name the same --storage "
+            "and --study-name share one study; a rerun resumes it."
+        ),
+    )
+    tune.add_argument(
+        "data_dir", metavar="DATA_DIR", type=Path, help="folder of chest X-rays"
+    )
+    tune.add_argument(
+        "--n-trials",
+        type=int,
+        required=True,
+        metavar="N",
+        help="finished trials the study must hold, counting every process",
+    )
+    tune.add_argument(
+        "--timeout",
+        type=float,
+        metavar="S",
+        help="seconds after which this process starts no new trial",
+    )
+    tune.add_argument(
+        "--storage",
+        metavar="URL",
+        help=(
+            "where the study lives: a database URL such as sqlite:///study.db or "
+            "postgresql://user@host/db, or a journal file path (default: memory)"
+        ),
+    )
+    tune.add_argument(
+        "--study-name", metavar="NAME", help="name of the study in --storage"
+    )
+    tune.add_argument(
+        "-o",
+        "--output",
+        metavar="MODEL",
+        type=Path,
+        help="train the best settings on all images and save the model here",
+    )
+    tune.add_argument(
+        "--epochs",
+        type=int,
+        metavar="N",
+        help="fix the largest number of epochs per trial (default: the model's)",
+    )
+    tune.add_argument(
+        "--image-size",
+        type=int,
+        metavar="S",
+        help="fix the image side instead of searching it",
+    )
+    tune.add_argument(
+        "--scoring",
+        choices=SCORINGS,
+        default="roc_auc",
+        help=(
+            "trial score on the validation patients: ROC AUC, or F2 with a "
+            "specificity floor (default: %(default)s)"
+        ),
+    )
+    tune.add_argument(
+        "--no-pruning", action="store_true", help="never stop a trial early"
+    )
+    tune.add_argument(
+        "--n-threads",
+        type=int,
+        metavar="T",
+        help="CPU threads of this process, for several workers on one machine",
+    )
+    tune.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="S",
+        help="seed of the split and the networks; the same in every worker "
+        "(default: %(default)s)",
+    )
+    tune.add_argument(
+        "--quiet", action="store_true", help="print nothing but errors and warnings"
+    )
+    tune.set_defaults(command="tune")
+
+
+def _threshold(text):
+    """A threshold option: 'auto' or a number; the classifier checks its range."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a number in [0, 1] or 'auto', got {text!r}"
+        ) from None

@@ -1,0 +1,76 @@
+"""Plain JPEGs decoded straight to reduced grayscale, without ``Image.open``.
+
+Parsing a small JPEG's headers in Python is most of the cost of decoding it, and
+time for which the other decoding threads wait. The files this fast path takes
+(8-bit, 1 or 3 channels, no segment that changes the picture) are handed to the
+same libjpeg decoder, at the same scale, as ``Image.open`` with ``draft`` would
+use; anything else goes the general way, which names what is wrong with it.
+"""
+
+from PIL import Image
+
+JPEG_START = b"\xff\xd8"
+
+# Segments a JPEG may hold and still be decoded without Image.open (see
+# decode_plain_jpeg): JFIF header, quantisation and Huffman tables, restart interval,
+# comments. Any other (EXIF orientation, colour profiles, Adobe colour transforms,
+# several frames) sends the file through Image.open.
+_PLAIN_JPEG_SEGMENTS = frozenset({0xE0, 0xDB, 0xC4, 0xDD, 0xFE})
+
+# Baseline, extended sequential and progressive frames, Huffman-coded.
+_PLAIN_JPEG_FRAMES = frozenset({0xC0, 0xC1, 0xC2})
+
+
+def plain_jpeg_size(data):
+    """``(width, height)`` of an 8-bit, 1- or 3-channel JPEG with no extra segments.
+
+    Returns None for anything else, or for a file whose headers end early.
+    """
+    if not data.startswith(JPEG_START):
+        return None
+    position = 2
+    while position + 10 <= len(data) and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker in _PLAIN_JPEG_FRAMES:
+            precision = data[position + 4]
+            height = int.from_bytes(data[position + 5 : position + 7], "big")
+            width = int.from_bytes(data[position + 7 : position + 9], "big")
+            n_channels = data[position + 9]
+            if precision == 8 and n_channels in (1, 3) and width and height:
+                return width, height
+            return None
+        if marker not in _PLAIN_JPEG_SEGMENTS:
+            return None
+        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+    return None
+
+
+def decode_plain_jpeg(data, size, needed_size):
+    """Decode a plain JPEG straight to a reduced grayscale "L" image, or return None.
+
+    Parameters
+    ----------
+    data : bytes
+        The whole file.
+    size : tuple of int
+        ``(width, height)`` of the picture, as :func:`plain_jpeg_size` gives it.
+    needed_size : tuple of int
+        ``(width, height)`` the picture will be resampled to: the decoder reduces
+        the picture by the largest power of two that keeps at least this size.
+
+    Returns
+    -------
+    PIL.Image.Image or None
+        None when libjpeg refuses the data, so that ``Image.open`` reads the file
+        and names what is wrong with it.
+    """
+    needed_w, needed_h = needed_size
+    # The scale JpegImageFile.draft chooses: the largest that keeps the needed size.
+    ratio = min(size[0] // needed_w, size[1] // needed_h)
+    scale = next((s for s in (8, 4, 2) if ratio >= s), 1)
+    decoded_size = (-(-size[0] // scale), -(-size[1] // scale))
+    try:
+        # Pillow's JPEG decoder arguments: raw mode, JPEG colour mode, scale, draft.
+        return Image.frombytes("L", decoded_size, data, "jpeg", "L", "", scale, 0)
+    except (OSError, ValueError):
+        return None

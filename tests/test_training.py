@@ -1,0 +1,53 @@
+"""The training glue behind PneumoniaCNNClassifier: split, input pipeline, order."""
+
+import numpy as np
+import pytest
+from synthetic import blob_images
+
+from pneumoclf import PneumoniaCNNClassifier, _training
+
+FAST = dict(epochs=3, batch_size=16, random_state=0, verbose=0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return blob_images(80, 16, seed=0)
+
+
+def test_groups_keep_each_patient_on_one_side_of_the_validation_split(
+    data, monkeypatch
+):
+    X, y = data
+    groups = np.arange(len(y)) // 4
+    parts = {}
+    split = _training._ScikerasTrainer._validation_split
+
+    def recording_split(self, y_encoded):
+        parts["train"], parts["validation"] = split(self, y_encoded)
+        return parts["train"], parts["validation"]
+
+    monkeypatch.setattr(
+        _training._ScikerasTrainer, "_validation_split", recording_split
+    )
+    PneumoniaCNNClassifier(**FAST).fit(X, y, groups=groups)
+    assert len(parts["validation"]) >= 4
+    assert set(groups[parts["train"]]).isdisjoint(groups[parts["validation"]])
+    assert len(parts["train"]) + len(parts["validation"]) == len(y)
+
+
+def test_training_batches_cover_the_rows_once_per_epoch_in_new_orders():
+    values = np.arange(10, dtype=np.float32) * 10
+    tensors = _training._as_tensors(values, values + 1)
+    rows = np.array([7, 2, 5, 0, 9, 4, 3])
+    batches = _training._batches(tensors, rows, 3, shuffle=True, seed=0)
+    epochs = []
+    for _ in range(2):
+        epoch = [(x.numpy(), y.numpy()) for x, y in batches]
+        assert [len(x) for x, _ in epoch] == [3, 3, 1]
+        seen = np.concatenate([x for x, _ in epoch])
+        np.testing.assert_array_equal(np.concatenate([y for _, y in epoch]), seen + 1)
+        np.testing.assert_array_equal(np.sort(seen), np.sort(values[rows]))
+        epochs.append(seen)
+    assert not np.array_equal(epochs[0], epochs[1])
+    in_order = [x.numpy() for x, _ in _training._batches(tensors, rows, 3)]
+    np.testing.assert_array_equal(np.concatenate(in_order), values[rows])
