@@ -1,7 +1,16 @@
-"""Shared fixtures: small synthetic chest X-ray-like images made on the fly."""
+"""Shared fixtures: small synthetic chest X-ray-like images, and one fitted pipeline.
+
+Every test that only needs *a* fitted model uses ``awkward_pipeline`` (or its
+classifier), trained once per session: each fit costs seconds of TensorFlow set-up.
+"""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
+from awkward import AWKWARD_FOLDER, SIDE, SMALL_CNN, save_image
+from PIL import Image
+from sklearn.pipeline import Pipeline
 from synthetic import blob_images, write_images
 
 
@@ -11,3 +20,67 @@ def image_files(tmp_path_factory):
     X, y = blob_images(48, 16, seed=1)
     paths = write_images(tmp_path_factory.mktemp("xrays"), X, y)
     return np.array(paths), y
+
+
+@pytest.fixture(scope="session")
+def awkward_root(tmp_path_factory):
+    """A chest_xray/train folder whose every path holds awkward characters."""
+    root = tmp_path_factory.mktemp("data") / AWKWARD_FOLDER
+    X, y = blob_images(32, SIDE, seed=0)
+    for label, name in enumerate(("NORMAL", "PNEUMONIA")):
+        paths = write_images(root / "train" / name, X[y == label], y[y == label])
+        for path in paths[::2]:
+            Path(path).rename(Path(path).with_name(f"scan é 中 😀 {Path(path).name}"))
+    return root
+
+
+@pytest.fixture(scope="session")
+def awkward_pipeline(awkward_root):
+    """A small pipeline fitted on the awkward folder: *a* fitted model."""
+    from pneumoclf import ImageLoader, PneumoniaCNNClassifier
+    from pneumoclf.datasets import load_chest_xray
+
+    data = load_chest_xray(awkward_root)
+    return Pipeline(
+        [
+            ("load", ImageLoader(image_size=SIDE)),
+            ("cnn", PneumoniaCNNClassifier(**SMALL_CNN)),
+        ]
+    ).fit(data.paths, data.target)
+
+
+@pytest.fixture(scope="session")
+def awkward_classifier(awkward_pipeline):
+    return awkward_pipeline[-1]
+
+
+@pytest.fixture(scope="session")
+def held_out_gray():
+    """Eight 8-bit grayscale pictures the pipeline never saw, both classes."""
+    X, _ = blob_images(8, SIDE, seed=5)
+    return np.round(X * 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def held_out_images(held_out_gray):
+    """The held-out pictures scaled to [0, 1], as the classifier takes them."""
+    return (held_out_gray / 255).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def held_out_files(held_out_gray, tmp_path_factory, awkward_pipeline):
+    """The held-out pictures as 8-bit grayscale PNGs and the pipeline's output."""
+    folder = tmp_path_factory.mktemp("reference")
+    paths = [save_image(Image.fromarray(gray), folder / f"{i}.png")
+             for i, gray in enumerate(held_out_gray)]  # fmt: skip
+    return paths, awkward_pipeline.predict_proba(paths)
+
+
+@pytest.fixture(scope="session")
+def awkward_model_file(awkward_pipeline, tmp_path_factory):
+    """The fitted pipeline saved with ``save_model``."""
+    from pneumoclf.persistence import save_model
+
+    path = tmp_path_factory.mktemp("model") / "model.pneumoclf"
+    save_model(awkward_pipeline, path)
+    return path

@@ -1,9 +1,14 @@
 import pickle
+import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
+import scipy.sparse as sp
+from awkward import SIDE, SMALL_CNN
 from sklearn.base import clone, is_classifier
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.exceptions import DataConversionWarning, NotFittedError
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import (
     GridSearchCV,
@@ -114,11 +119,14 @@ def test_tuned_threshold_and_calibration_run_on_the_pipeline(image_files):
     tuned = TunedThresholdClassifierCV(fast_pipeline(), scoring="recall", cv=2).fit(
         paths, y
     )
-    assert 0.0 <= tuned.best_threshold_ <= 1.0
+    # The tuner reads the pipeline's probabilities and applies its own threshold.
+    scores = tuned.estimator_.predict_proba(paths)[:, 1]
+    np.testing.assert_array_equal(
+        tuned.predict(paths), (scores >= tuned.best_threshold_).astype(int)
+    )
     calibrated = CalibratedClassifierCV(fast_pipeline(), cv=2).fit(paths, y)
-    proba = calibrated.predict_proba(paths)
-    assert proba.shape == (len(paths), 2)
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(calibrated.classes_, [0, 1])
+    assert calibrated.predict_proba(paths).shape == (len(paths), 2)
 
 
 # --- behaviour --------------------------------------------------------------
@@ -129,12 +137,12 @@ def test_learns_the_synthetic_task(fitted):
     assert roc_auc_score(y, fitted.predict_proba(X)[:, 1]) > 0.9
 
 
-def test_probabilities_are_two_columns_summing_to_one(fitted, data):
+def test_column_one_is_the_network_output_for_pneumonia(fitted, data):
     X, _ = data
     proba = fitted.predict_proba(X)
-    assert proba.shape == (len(X), 2)
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
-    assert proba.min() >= 0.0 and proba.max() <= 1.0
+    network = np.asarray(fitted.model_(X[..., np.newaxis], training=False))[:, 0]
+    np.testing.assert_allclose(proba[:, 1], network, rtol=1e-5)
+    np.testing.assert_array_equal(proba[:, 0], 1.0 - proba[:, 1])
 
 
 @pytest.mark.parametrize(
@@ -165,8 +173,26 @@ def test_threshold_changes_predictions_without_refitting(fitted, data):
 def test_auto_threshold_is_chosen_on_validation(data):
     X, y = data
     clf = PneumoniaCNNClassifier(threshold="auto", target_recall=1.0, **FAST).fit(X, y)
-    assert 0.0 <= clf.threshold_ <= 1.0
-    assert clf.decision_threshold() == clf.threshold_
+    chosen = clf.chosen_threshold_
+    assert clf.threshold_ == clf.decision_threshold() == chosen
+    # One source of truth: threshold_ follows the parameter, both ways.
+    clf.set_params(threshold=0.25)
+    assert clf.threshold_ == 0.25
+    scores = clf.predict_proba(X)[:, 1]
+    np.testing.assert_array_equal(clf.predict(X), (scores >= 0.25).astype(int))
+    clf.set_params(threshold="auto")
+    assert clf.threshold_ == chosen
+    np.testing.assert_array_equal(clf.predict(X), (scores >= chosen).astype(int))
+
+
+def test_auto_after_a_numeric_fit_asks_for_a_refit(fitted):
+    assert fitted.chosen_threshold_ is None
+    fitted.set_params(threshold="auto")
+    try:
+        with pytest.raises(NotFittedError, match="no threshold was chosen: refit"):
+            fitted.predict(np.zeros((1, 16, 16), dtype=np.float32))
+    finally:
+        fitted.set_params(threshold=0.5)
 
 
 def test_early_stopping_stops_and_records_history(data):
@@ -303,3 +329,252 @@ def test_predict_before_fit_is_refused(data):
 
     with pytest.raises(NotFittedError):
         PneumoniaCNNClassifier().predict(data[0])
+
+
+# ----------------------------------- shapes, dtypes and labels of hostile input
+
+
+@pytest.fixture(scope="module")
+def images(held_out_gray):
+    return (held_out_gray / 255).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "convert",
+    [
+        lambda X: X.astype(np.float64),
+        lambda X: X.astype(object),
+        lambda X: X.tolist(),
+        lambda X: X[..., np.newaxis],
+        lambda X: np.asfortranarray(X),
+        lambda X: np.swapaxes(np.swapaxes(X, 1, 2).copy(), 1, 2),
+    ],
+    ids=["float64", "object", "nested-lists", "4-d", "fortran", "strided-view"],
+)
+def test_any_array_like_of_the_images_predicts_the_same(
+    awkward_classifier, held_out_images, convert
+):
+    expected = awkward_classifier.predict_proba(held_out_images)
+
+    np.testing.assert_array_equal(
+        awkward_classifier.predict_proba(convert(held_out_images)), expected
+    )
+
+
+@pytest.mark.parametrize("dtype", [bool, np.int64, np.uint8, np.float16])
+def test_binary_images_of_any_dtype_predict_the_same(
+    awkward_classifier, held_out_images, dtype
+):
+    binary = held_out_images > 0.45
+
+    proba = awkward_classifier.predict_proba(binary.astype(dtype))
+
+    np.testing.assert_array_equal(
+        proba, awkward_classifier.predict_proba(binary.astype(np.float32))
+    )
+
+
+def test_a_single_image_in_a_batch_of_one_predicts_like_in_the_batch(
+    awkward_classifier, held_out_images
+):
+    alone = awkward_classifier.predict_proba(held_out_images[3:4])
+    in_batch = awkward_classifier.predict_proba(held_out_images)[3:4]
+    np.testing.assert_allclose(alone, in_batch, atol=1e-6)
+
+
+@pytest.mark.parametrize("make_X", [lambda X: X * 255, lambda X: X - 2.0])
+def test_images_outside_the_unit_range_warn_at_predict(
+    awkward_classifier, held_out_images, make_X
+):
+    with pytest.warns(UserWarning, match=r"expects images scaled to \[0, 1\]"):
+        awkward_classifier.predict_proba(make_X(held_out_images))
+
+
+def test_uint8_pixels_warn_at_predict_with_the_range_found(
+    awkward_classifier, held_out_gray
+):
+    with pytest.warns(UserWarning, match=r"values in \[\d+, \d+\].*divide 8-bit"):
+        awkward_classifier.predict(held_out_gray)
+
+
+def test_images_in_the_unit_range_do_not_warn(awkward_classifier, held_out_images):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        awkward_classifier.predict_proba(held_out_images)
+
+
+@pytest.mark.parametrize(
+    ("make_X", "error", "message"),
+    [
+        (lambda X: X[0], ValueError, r"is one image.*X\[np\.newaxis\]"),
+        (lambda X: X[0, ..., np.newaxis], ValueError, r"is one image"),
+        (lambda X: np.repeat(X[..., None], 3, axis=3), ValueError,
+         "Images of 3 channels do not match the 1-channel"),
+        (lambda X: X[:, :8, :8], ValueError, r"8x8x1 .* 16x16x1"),
+        (lambda X: X[:, :, :, None, None], ValueError, "5 dimensions"),
+        (lambda X: X[:0], ValueError, "0 sample"),
+        (lambda X: X[:, 0, 0], ValueError, "Expected 2D array"),
+        (lambda X: sp.csr_matrix(X.reshape(len(X), -1)), TypeError,
+         "dense data is required"),
+        (lambda X: np.where(X > 0.9, np.nan, X), ValueError, "NaN"),
+        (lambda X: np.where(X > 0.9, -np.inf, X), ValueError, "infinity"),
+        (lambda X: np.full(X.shape, "bright", dtype=object), ValueError,
+         "could not convert string to float"),
+        (lambda X: X.astype(complex), ValueError, "Complex data not supported"),
+    ],
+    ids=["2-d-image", "3-d-image", "channels", "size", "5-d", "empty", "1-d",
+         "sparse", "nan", "inf", "strings", "complex"],
+)  # fmt: skip
+def test_wrong_input_at_predict_says_what_is_wrong(
+    awkward_classifier, held_out_images, make_X, error, message
+):
+    with pytest.raises(error, match=message):
+        awkward_classifier.predict_proba(make_X(held_out_images))
+
+
+def test_an_empty_list_of_paths_is_refused_by_the_pipeline(awkward_pipeline):
+    with pytest.raises(ValueError, match="at least one image path"):
+        awkward_pipeline.predict([])
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "decision_threshold"])
+def test_nothing_predicts_before_fit(held_out_images, method):
+    clf = PneumoniaCNNClassifier(threshold="auto")
+    arguments = () if method == "decision_threshold" else (held_out_images,)
+
+    with pytest.raises(NotFittedError):
+        getattr(clf, method)(*arguments)
+
+
+def test_an_unfitted_pipeline_refuses_paths(held_out_files):
+    unfitted = Pipeline([("load", ImageLoader()), ("cnn", PneumoniaCNNClassifier())])
+
+    with pytest.raises(NotFittedError):
+        unfitted.predict_proba(held_out_files[0])
+
+
+def labels(y, negative, positive):
+    return np.where(np.asarray(y) == 1, positive, negative)
+
+
+Y = np.array([0, 1] * 6)
+X12 = np.random.default_rng(0).random((12, 8, 8)).astype(np.float32)
+
+
+def _with(values, position, value):
+    values = np.array(values, dtype=object)
+    values[position] = value
+    return values
+
+
+@pytest.mark.parametrize(
+    ("X", "y", "error", "message"),
+    [
+        (X12, labels(Y, "NORMAL ", " PNEUMONIA"), ValueError,
+         r"greater one, 'NORMAL ', would be taken as pneumonia"),
+        (X12, labels(Y, "normal", "PNEUMONIA"), ValueError,
+         r"greater one, 'normal', would be taken as pneumonia"),
+        (X12, _with(Y, 3, None), ValueError, "missing labels .* at positions 3"),
+        (X12, np.where(Y == 1, 1.0, np.nan), ValueError,
+         "missing labels .* at positions 0, 2, 4"),
+        (X12, _with(Y, 1, "1"), ValueError, "mixes text labels such as '1'"),
+        (X12, np.column_stack([Y, 1 - Y]), ValueError,
+         r"1d array, got an array of shape \(12, 2\)"),
+        (X12, Y[:-1], ValueError, "inconsistent numbers of samples"),
+        (X12[:0], Y[:0], ValueError, "y is empty"),
+        (X12[:1], Y[1:2], ValueError, r"one class only \(\[1\]\)"),
+        (X12, np.arange(12) % 3, ValueError, "3 classes"),
+        (np.zeros((12, 8, 0)), Y, ValueError,
+         r"at least one row, one column and one channel; got X of shape \(12, 8, 0\)"),
+        (sp.csr_matrix(X12.reshape(12, -1)), Y, TypeError, "dense data is required"),
+        (np.where(X12 > 0.9, np.nan, X12), Y, ValueError, "NaN"),
+    ],
+    ids=["whitespace-labels", "case-labels", "none-label", "nan-labels",
+         "mixed-labels", "two-column-y", "lengths", "empty", "one-sample",
+         "three-classes", "zero-width", "sparse", "nan-pixels"],
+)  # fmt: skip
+def test_wrong_training_input_says_what_is_wrong(X, y, error, message):
+    with pytest.raises(error, match=message):
+        PneumoniaCNNClassifier(**SMALL_CNN).fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def fitted_on_uint8_and_a_column_y(held_out_gray):
+    y = np.array([0, 1] * 4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf = PneumoniaCNNClassifier(**SMALL_CNN).fit(
+            held_out_gray, labels(y, "NORMAL", "PNEUMONIA").reshape(-1, 1)
+        )
+    return clf, caught
+
+
+def test_uint8_training_images_warn(fitted_on_uint8_and_a_column_y):
+    _, caught = fitted_on_uint8_and_a_column_y
+    messages = [str(w.message) for w in caught if w.category is UserWarning]
+
+    assert any("values in [0, 255]" in message for message in messages)
+
+
+def test_a_column_y_warns_and_is_ravelled(
+    fitted_on_uint8_and_a_column_y, held_out_gray
+):
+    clf, caught = fitted_on_uint8_and_a_column_y
+
+    assert any(issubclass(w.category, DataConversionWarning) for w in caught)
+    assert clf.classes_.tolist() == ["NORMAL", "PNEUMONIA"]
+    with pytest.warns(UserWarning):
+        assert clf.predict(held_out_gray).shape == (len(held_out_gray),)
+
+
+def test_a_dataframe_is_a_table_whose_column_names_are_checked(held_out_images):
+    table = pd.DataFrame(
+        held_out_images[:, 0, :], columns=[f"px{i}" for i in range(SIDE)]
+    )
+    y = np.array([0, 1] * 4)
+    clf = PneumoniaCNNClassifier(**SMALL_CNN).fit(table, y)
+
+    assert clf.image_shape_ == (1, SIDE, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        from_frame = clf.predict_proba(table)
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        from_array = clf.predict_proba(table.to_numpy())
+    np.testing.assert_array_equal(from_frame, from_array)
+    with pytest.raises(ValueError, match="feature names should match"):
+        clf.predict_proba(table[table.columns[::-1]])
+
+
+# ----------------------------------------------------------- invalid parameters
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"n_conv_blocks": 0}, {"kernel_size": 0}, {"dense_units": 0},
+        {"batch_norm": "yes"}, {"lr_schedule": "cosine"}, {"batch_size": 0},
+        {"epochs": 0}, {"early_stopping": "no"}, {"validation_fraction": 1.0},
+        {"patience": 0}, {"class_weight": "auto"}, {"rotation": 0.6},
+        {"zoom": 1.0}, {"shift": -0.1}, {"contrast": 1.5}, {"target_recall": 0.0},
+        {"callbacks": "early"}, {"callbacks": [object()]},
+        {"random_state": "seed"}, {"verbose": -1}, {"threshold": np.nan},
+    ],
+    ids=str,
+)  # fmt: skip
+def test_invalid_classifier_parameters_are_named(params):
+    with pytest.raises(InvalidParameterError, match=f"'{next(iter(params))}'"):
+        PneumoniaCNNClassifier(**params).fit(X12, Y)
+
+
+def test_valid_padding_on_too_small_images_names_the_parameters():
+    clf = PneumoniaCNNClassifier(padding="valid", n_conv_blocks=3, epochs=1)
+
+    with pytest.raises(ValueError, match=r"padding='valid' leaves no pixel of 8x8"):
+        clf.fit(X12, Y)
+
+
+def test_class_weight_for_labels_not_in_y_is_named():
+    clf = PneumoniaCNNClassifier(class_weight={0: 1.0, 2: 5.0}, epochs=1)
+
+    with pytest.raises(ValueError, match=r"classes, \[1\], are not in class_weight"):
+        clf.fit(X12, Y)

@@ -10,18 +10,28 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from awkward import (
+    AWKWARD_MODEL_NAME,
+    PNG_SIGNATURE,
+    SIDE,
+    dangling_symlink,
+    decompression_bomb,
+    not_root,
+    save_image,
+)
 from PIL import Image
 from synthetic import blob_images, write_images
 
 import pneumoclf
 from pneumoclf.cli import main
-from pneumoclf.metrics import clinical_report
+from pneumoclf.metrics import (
+    clinical_report,
+)
 from pneumoclf.persistence import load_model
 from pneumoclf.recipes import DROPOUT, TARGET_RECALL
 
 REPORT_KEYS = {"roc_auc", "recall", "specificity", "precision", "f2", "threshold"}
 COUNT_KEYS = {"tp", "fp", "tn", "fn"}
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _write_split(folder, n_per_class, seed):
@@ -441,3 +451,138 @@ def test_interrupt_exits_130(data_dir, tmp_path, capsys, monkeypatch):
     status, _, err = _run(capsys, "train", data_dir, "-o", tmp_path / "m")
     assert status == 130
     assert err == "pneumoclf: error: interrupted; no partial file was left.\n"
+
+
+# ---------------------------------------------- awkward paths and hostile files
+
+
+@pytest.fixture(scope="module")
+def cli_model(awkward_root, tmp_path_factory):
+    model = tmp_path_factory.mktemp("cli") / AWKWARD_MODEL_NAME
+    argv = ["train", awkward_root, "-o", model, "--epochs", 1, "--image-size", SIDE,
+            "--seed", 0, "--batch-size", 16, "--quiet"]  # fmt: skip
+    with contextlib.redirect_stderr(io.StringIO()):
+        status = main([str(arg) for arg in argv])
+    return status, model
+
+
+def run_cli(capsys, *argv):
+    status = main([str(arg) for arg in argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return status, out, err
+
+
+def test_cli_trains_on_awkward_paths_into_an_awkward_file_name(cli_model):
+    status, model = cli_model
+
+    assert status == 0
+    assert list(model.parent.iterdir()) == [model]
+    assert load_model(model)[-1].image_shape_ == (SIDE, SIDE, 1)
+
+
+def test_cli_predicts_awkward_paths_exactly(cli_model, awkward_root, capsys):
+    _, model = cli_model
+    paths = [str(path) for path in sorted(awkward_root.glob("train/*/scan*"))[:4]]
+
+    status, out, _ = run_cli(capsys, "predict", model, *paths)
+
+    assert status == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [row["path"] for row in rows] == paths
+    expected = load_model(model).predict_proba(paths)[:, 1]
+    np.testing.assert_array_equal(
+        [float(row["pneumonia_probability"]) for row in rows], expected
+    )
+
+
+def test_cli_predicts_a_file_whose_name_starts_with_a_dash(
+    cli_model, tmp_path, monkeypatch, capsys
+):
+    _, model = cli_model
+    save_image(Image.new("L", (SIDE, SIDE), 128), tmp_path / "-scan.png")
+    monkeypatch.chdir(tmp_path)
+
+    status, out, _ = run_cli(capsys, "predict", model, "--json", "--", "-scan.png")
+
+    assert status == 0
+    assert [row["path"] for row in json.loads(out)] == ["-scan.png"]
+
+
+@not_root
+def test_cli_names_an_image_it_may_not_read(cli_model, tmp_path, capsys):
+    locked = save_image(Image.new("L", (SIDE, SIDE), 10), tmp_path / "locked.png")
+    locked.chmod(0)
+    try:
+        status, _, err = run_cli(capsys, "predict", cli_model[1], locked)
+    finally:
+        locked.chmod(0o644)
+
+    assert status == 1
+    assert f"{locked}: permission denied" in err
+
+
+@pytest.fixture
+def hostile_places(tmp_path, cli_model, awkward_root):
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    with_broken_link = tmp_path / "with_broken_link"
+    for label in ("NORMAL", "PNEUMONIA"):
+        for source in sorted((awkward_root / "train" / label).iterdir())[:2]:
+            destination = with_broken_link / label / source.name
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            destination.write_bytes(source.read_bytes())
+    os.symlink(
+        tmp_path / "gone.jpeg", with_broken_link / "NORMAL" / "IM-0042-0001.jpeg"
+    )
+    os.symlink(folder / "loop_b", folder / "loop_a.pneumoclf")
+    os.symlink(folder / "loop_a.pneumoclf", folder / "loop_b")
+    (folder / "notes.png").write_text("not an image")
+    return dict(
+        model=cli_model[1], data=awkward_root, dir=folder, broken=with_broken_link,
+        good=next((awkward_root / "train" / "NORMAL").iterdir()),
+        dangling=dangling_symlink(folder), bomb=decompression_bomb(folder),
+        text=folder / "notes.png", model_loop=folder / "loop_a.pneumoclf",
+        tmp=tmp_path,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["predict", "{model}", "{dir}"], "{dir}: is a directory"),
+        (["predict", "{model}", "{dangling}"], "{dangling}: broken symbolic link"),
+        (["predict", "{model}", "{bomb}"], "{bomb}: too many pixels"),
+        (["predict", "{model}", "{text}"], "{text}: not an image"),
+        (["predict", "{model}", "{good}", "-o", "{dir}"],
+         "-o/--output {dir} is a directory"),
+        (["evaluate", "{dir}", "{data}"], "{dir}: Is a directory."),
+        (["evaluate", "{model_loop}", "{data}"],
+         "{model_loop}: Too many levels of symbolic links."),
+        (["train", "{broken}", "-o", "{tmp}/m.pneumoclf"],
+         "{broken}/NORMAL/IM-0042-0001.jpeg: broken symbolic link"),
+        (["train", "{data}", "-o", "{dir}"], "-o/--output {dir} is a directory"),
+    ],
+)  # fmt: skip
+def test_cli_names_the_hostile_file(argv, message, hostile_places, capsys):
+    status, _, err = run_cli(capsys, *(arg.format(**hostile_places) for arg in argv))
+
+    assert status == 1
+    assert err.startswith("pneumoclf: error: ")
+    assert message.format(**hostile_places) in err
+    assert not (hostile_places["tmp"] / "m.pneumoclf").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "home"),
+    [("TARGET_RECALL", "recipes"), ("DROPOUT", "recipes"), ("DEMO_SPLIT", "recipes"),
+     ("FIGURE_NAMES", "plotting")],
+)  # fmt: skip
+def test_settings_that_moved_to_the_library_warn_and_are_the_same(name, home):
+    import importlib
+
+    import pneumoclf.cli as cli
+
+    with pytest.warns(FutureWarning, match=f"moved to pneumoclf.{home}.{name}"):
+        value = getattr(cli, name)
+    assert value == getattr(importlib.import_module(f"pneumoclf.{home}"), name)

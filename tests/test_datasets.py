@@ -1,10 +1,15 @@
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from awkward import SIDE, dangling_symlink, symlink_loop
 from PIL import Image
+from synthetic import blob_images, write_images
 
+from pneumoclf import ImageLoader
 from pneumoclf.datasets import load_chest_xray, load_sample, patient_id
+from pneumoclf.preprocessing import ImageLoadError
 
 
 def _write_image(path, suffix_format="JPEG"):
@@ -214,3 +219,73 @@ def test_load_sample_ships_its_license():
     assert "10.17632/rscbjbr9sj.2" in license_text
     listing = (sample_root / "README.md").read_text()
     assert all(Path(path).name in listing for path in load_sample().paths)
+
+
+# --------------------------------------------------- awkward and broken folders
+
+
+def test_load_chest_xray_reads_awkward_names(awkward_root):
+    data = load_chest_xray(awkward_root)
+
+    assert len(data.paths) == 32
+    assert all(path.startswith(str(awkward_root)) for path in data.paths)
+    assert sum("😀" in Path(path).name for path in data.paths) == 16
+    images = ImageLoader(image_size=SIDE).transform(data.paths)
+    assert images.shape == (32, SIDE, SIDE, 1)
+
+
+@pytest.fixture
+def small_root(tmp_path):
+    X, y = blob_images(4, 8, seed=3)
+    for label, name in enumerate(("NORMAL", "PNEUMONIA")):
+        write_images(tmp_path / "root" / name, X[y == label], y[y == label])
+    return tmp_path / "root"
+
+
+def test_broken_links_in_a_class_folder_are_listed_then_named_by_the_loader(
+    small_root,
+):
+    dangling = dangling_symlink(small_root / "NORMAL")
+    loop = symlink_loop(small_root / "PNEUMONIA")
+
+    data = load_chest_xray(small_root)
+
+    assert {str(dangling), str(loop)} <= set(data.paths)
+    with pytest.raises(ImageLoadError) as raised:
+        ImageLoader(image_size=8).transform(data.paths)
+    reasons = dict(raised.value.failures)
+    assert reasons[str(dangling)].startswith("broken symbolic link")
+    assert "symbolic links" in reasons[str(loop)]
+
+
+def test_a_folder_named_like_an_image_is_not_an_image(small_root):
+    (small_root / "NORMAL" / "IM-0999-0001.png").mkdir()
+
+    data = load_chest_xray(small_root)
+
+    assert not any(path.endswith("IM-0999-0001.png") for path in data.paths)
+
+
+def test_a_linked_class_folder_is_followed(small_root, tmp_path):
+    (small_root / "PNEUMONIA").rename(tmp_path / "elsewhere")
+    os.symlink(tmp_path / "elsewhere", small_root / "PNEUMONIA")
+
+    data = load_chest_xray(small_root)
+
+    assert data.target.tolist() == [0, 0, 1, 1]
+
+
+def test_an_unreadable_class_folder_is_named(small_root, monkeypatch):
+    locked = small_root / "PNEUMONIA"
+    original_iterdir = Path.iterdir
+
+    def refusing_iterdir(folder):
+        if folder == locked:
+            raise PermissionError(13, "Permission denied", str(folder))
+        return original_iterdir(folder)
+
+    monkeypatch.setattr(Path, "iterdir", refusing_iterdir)
+
+    with pytest.raises(PermissionError) as raised:
+        load_chest_xray(small_root)
+    assert raised.value.filename == str(locked)

@@ -327,3 +327,35 @@ def test_save_overlays_cuts_the_padding_off_the_map(classifier, tmp_path, monkey
 def test_save_overlays_refuses_a_single_path(pipeline, tmp_path):
     with pytest.raises(ValueError, match="wrap"):
         save_overlays(pipeline, str(tmp_path / "xray.png"), tmp_path)
+
+
+# ----------------------------------------------------------- invalid parameters
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"layer": 3}, "layer=3 is not a convolutional layer"),
+        ({"layer": ""}, "layer='' is not a convolutional layer"),
+        ({"batch_size": 0}, "batch_size must be a positive integer; got 0"),
+        ({"batch_size": -1}, "batch_size must be a positive integer"),
+        ({"batch_size": 1.5}, "batch_size must be a positive integer"),
+        ({"batch_size": True}, "batch_size must be a positive integer"),
+    ],
+)
+def test_invalid_gradcam_parameters_are_named(
+    awkward_classifier, held_out_images, kwargs, message
+):
+    with pytest.raises(ValueError, match=message):
+        gradcam(awkward_classifier, held_out_images[:2], **kwargs)
+
+
+@pytest.mark.parametrize("alpha", ["0.5", 1.5, np.nan, None])
+def test_invalid_alpha_is_refused_before_anything_is_written(
+    awkward_pipeline, held_out_files, tmp_path, alpha
+):
+    with pytest.raises(ValueError, match="alpha must be a number in"):
+        save_overlays(
+            awkward_pipeline, held_out_files[0][:1], tmp_path / "out", alpha=alpha
+        )
+    assert not (tmp_path / "out").exists()

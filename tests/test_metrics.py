@@ -3,11 +3,13 @@ import math
 import pickle
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.datasets import make_classification
+from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import fbeta_score, recall_score
 from sklearn.model_selection import (
@@ -516,3 +518,125 @@ def test_recall_weighted_scorer_in_optuna_search(xray_like_data):
         random_state=0,
     ).fit(X, y)
     assert 0 < search.best_score_ <= 1
+
+
+# ----------------------------------------------------------- invalid parameters
+
+FOUR_LABELS = [0, 0, 1, 1]
+FOUR_SCORES = [0.1, 0.6, 0.4, 0.9]
+METRIC_CALLS = {
+    "choose_threshold": lambda **kw: choose_threshold(FOUR_LABELS, FOUR_SCORES, **kw),
+    "clinical_report": lambda **kw: clinical_report(FOUR_LABELS, FOUR_SCORES, **kw),
+    "recall_weighted_score": lambda **kw: recall_weighted_score(
+        FOUR_LABELS, FOUR_LABELS, **kw
+    ),
+    "specificity_at_recall_score": (
+        lambda **kw: specificity_at_recall_score(FOUR_LABELS, FOUR_LABELS, **kw)
+    ),
+    "make_recall_weighted_scorer": make_recall_weighted_scorer,
+    "make_specificity_at_recall_scorer": make_specificity_at_recall_scorer,
+}
+
+
+@pytest.mark.parametrize(
+    ("function", "kwargs"),
+    [
+        ("choose_threshold", {"beta": "2"}), ("choose_threshold", {"beta": 0}),
+        ("choose_threshold", {"beta": np.inf}), ("choose_threshold", {"beta": True}),
+        ("choose_threshold", {"min_specificity": True}),
+        ("choose_threshold", {"min_specificity": -0.1}),
+        ("choose_threshold", {"min_recall": 1.5}),
+        ("choose_threshold", {"min_recall": np.nan}),
+        ("clinical_report", {"threshold": None}),
+        ("clinical_report", {"threshold": "0.5"}),
+        ("clinical_report", {"threshold": np.nan}),
+        ("clinical_report", {"threshold": True}),
+        ("recall_weighted_score", {"beta": -1}),
+        ("recall_weighted_score", {"min_specificity": 2}),
+        ("specificity_at_recall_score", {"min_recall": "0.9"}),
+        ("make_recall_weighted_scorer", {"beta": 0}),
+        ("make_recall_weighted_scorer", {"min_specificity": np.nan}),
+        ("make_specificity_at_recall_scorer", {"min_recall": -1}),
+    ],
+    ids=str,
+)  # fmt: skip
+def test_invalid_metric_parameters_are_named(function, kwargs):
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        METRIC_CALLS[function](**kwargs)
+
+
+# ---------------------------------------------------- hostile scores and labels
+
+SCORE_FUNCTIONS = {
+    "choose_threshold": choose_threshold,
+    "clinical_report": clinical_report,
+}
+
+
+@pytest.mark.parametrize("function", SCORE_FUNCTIONS)
+@pytest.mark.parametrize(
+    ("y_true", "y_score", "message"),
+    [
+        (FOUR_LABELS, [0.1, np.nan, 0.4, 0.9], "1 NaN or infinite"),
+        (FOUR_LABELS, [0.1, 1.6, 0.4, 0.9], r"in \[0, 1\], got values in \[0.1, 1.6\]"),
+        (FOUR_LABELS, [-0.1, 0.6, 0.4, 0.9], r"in \[0, 1\]"),
+        (FOUR_LABELS, np.column_stack([1 - np.array(FOUR_SCORES), FOUR_SCORES]),
+         r"y_score should be a 1d array .* predict_proba\(X\)\[:, 1\]"),
+        (FOUR_LABELS, 0.5, r"y_score should be a 1d array .* shape \(\)"),
+        (FOUR_LABELS, ["low", "high", "low", "high"], "could not convert string"),
+        ([0, None, 1, 1], FOUR_SCORES, "y_true holds missing labels .* positions 1"),
+        ([0, np.nan, 1, 1], FOUR_SCORES, "y_true holds missing labels"),
+        (["NORMAL ", "NORMAL ", " PNEUMONIA", " PNEUMONIA"], FOUR_SCORES,
+         "'NORMAL ', would be taken as pneumonia"),
+        (["a", "a", "b", "b"], FOUR_SCORES, None),
+    ],
+    ids=["nan", "above-1", "below-0", "proba-2-columns", "scalar", "strings",
+         "none-label", "nan-label", "whitespace-labels", "unknown-pos-label"],
+)  # fmt: skip
+def test_bad_scores_and_labels_are_named(function, y_true, y_score, message):
+    kwargs = {} if message is not None else {"pos_label": "c"}
+    message = message or r"pos_label='c' is not one of the labels \['a', 'b'\]"
+
+    with pytest.raises(ValueError, match=message):
+        SCORE_FUNCTIONS[function](y_true, y_score, **kwargs)
+
+
+def test_missing_predicted_labels_are_named():
+    with pytest.raises(ValueError, match=r"y_pred holds missing labels .* positions 2"):
+        recall_weighted_score([0, 1, 1], [0, 1, None])
+
+
+@pytest.mark.parametrize(
+    "convert",
+    [
+        list,
+        lambda values: pd.Series(values, index=[7, 3, 5, 1]),
+        lambda values: np.array(values).reshape(-1, 1),
+    ],
+    ids=["list", "series-with-shuffled-index", "column"],
+)
+def test_scores_in_any_one_dimensional_form_give_the_same_results(convert):
+    y_true, y_score = convert(FOUR_LABELS), convert(FOUR_SCORES)
+
+    assert choose_threshold(y_true, y_score) == choose_threshold(
+        np.array(FOUR_LABELS), np.array(FOUR_SCORES)
+    )
+    assert clinical_report(y_true, y_score) == clinical_report(FOUR_LABELS, FOUR_SCORES)
+
+
+def test_padded_labels_that_sort_right_or_come_with_pos_label_give_the_same_results():
+    padded = ["NORMAL ", "NORMAL ", "PNEUMONIA ", "PNEUMONIA "]
+    swapped = ["NORMAL ", "NORMAL ", " PNEUMONIA", " PNEUMONIA"]
+    expected = clinical_report(FOUR_LABELS, FOUR_SCORES)
+
+    assert clinical_report(padded, FOUR_SCORES) == expected
+    assert clinical_report(swapped, FOUR_SCORES, pos_label=" PNEUMONIA") == expected
+
+
+def test_a_scorer_with_an_unknown_pos_label_names_it():
+    y = np.array(["NORMAL", "PNEUMONIA"] * 4)
+    X = np.arange(8).reshape(-1, 1)
+    dummy = DummyClassifier(strategy="stratified", random_state=0).fit(X, y)
+
+    with pytest.raises(ValueError, match=r"pos_label=.?PNEUMONA.? is not"):
+        make_recall_weighted_scorer(pos_label="PNEUMONA")(dummy, X, y)

@@ -204,3 +204,39 @@ def test_patient_split_rejects_bad_input(kwargs, message):
             sizes=arguments["sizes"],
             random_state=0,
         )
+
+
+# ----------------------------------------------------------- invalid parameters
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"sizes": (np.nan, 0.5, 0.5)}, r"sizes must be non-negative .* \[nan"),
+        ({"sizes": None}, "sizes must hold three fractions"),
+        ({"random_state": "seed"}, "'seed' cannot be used to seed"),
+        ({"y": np.ones((4, 2))}, r"1d array, got an array of shape \(4, 2\)"),
+    ],
+)
+def test_invalid_split_parameters_are_named(kwargs, message):
+    arguments = {"y": [0, 1, 0, 1], "sizes": (0.5, 0.0, 0.5), **kwargs}
+    y = arguments.pop("y")
+
+    with pytest.raises(ValueError, match=message):
+        patient_split(["a.png", "b.png", "c.png", "d.png"], y, **arguments)
+
+
+@pytest.mark.parametrize("name", ["tune", "default_search_space", "limit_threads"])
+def test_tuning_names_still_reached_here_warn_and_are_the_same(name):
+    import pneumoclf.model_selection as model_selection
+    import pneumoclf.tuning as tuning
+
+    with pytest.warns(FutureWarning, match=f"moved to pneumoclf.tuning.{name}"):
+        assert getattr(model_selection, name) is getattr(tuning, name)
+
+
+def test_an_unknown_name_is_still_an_attribute_error():
+    import pneumoclf.model_selection as model_selection
+
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        model_selection.nothing  # noqa: B018

@@ -1,17 +1,28 @@
+import contextlib
+import hashlib
 import json
 import math
+import os
 import re
+import tracemalloc
 import zipfile
 
 import keras
 import numpy as np
 import pytest
+from awkward import (
+    SIDE,
+    dangling_symlink,
+    named_pipe,
+    symlink_loop,
+)
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from synthetic import blob_images, write_images
 
+import pneumoclf.persistence as persistence
 from pneumoclf import ImageLoader, PneumoniaCNNClassifier, __version__
 from pneumoclf.persistence import (
     FORMAT_VERSION,
@@ -361,3 +372,274 @@ def test_only_known_classes_are_instantiated(saved):
     _rewrite(saved, metadata={"estimator": {**estimator, "class": "os.system"}})
     with pytest.raises(ModelFileError, match=r"unknown class 'os\.system'"):
         load_model(saved)
+
+
+# ---------------------------------------------------------- hostile model files
+
+
+def test_saving_over_a_directory_names_it_and_leaves_nothing(
+    awkward_pipeline, tmp_path
+):
+    folder = tmp_path / "model.pneumoclf"
+    folder.mkdir()
+
+    with pytest.raises(IsADirectoryError) as raised:
+        save_model(awkward_pipeline, folder)
+
+    assert raised.value.filename == str(folder)
+    assert list(tmp_path.iterdir()) == [folder]
+    assert list(folder.iterdir()) == []
+
+
+def test_saving_into_a_missing_folder_names_the_folder(awkward_pipeline, tmp_path):
+    with pytest.raises(FileNotFoundError) as raised:
+        save_model(awkward_pipeline, tmp_path / "absent" / "model.pneumoclf")
+
+    assert raised.value.filename == str(tmp_path / "absent")
+    assert ".tmp" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("make_path", "error"),
+    [
+        (lambda folder: folder, IsADirectoryError),
+        (lambda folder: folder / "absent" / "model.pneumoclf", FileNotFoundError),
+        (dangling_symlink, FileNotFoundError),
+        (symlink_loop, OSError),
+    ],
+    ids=["directory", "missing-folder", "dangling-link", "link-loop"],
+)
+def test_loading_from_a_path_that_is_no_file_names_it(tmp_path, make_path, error):
+    path = make_path(tmp_path)
+
+    with pytest.raises(error) as raised:
+        load_model(path)
+
+    assert raised.value.filename == str(path)
+
+
+def test_a_pipe_is_refused_as_a_model_file_without_reading_it(tmp_path):
+    pipe = named_pipe(tmp_path)
+    # Holding both ends with data inside makes a reader fail fast instead of
+    # waiting for a writer, should the pipe ever be opened.
+    both_ends = os.open(pipe, os.O_RDWR)
+    try:
+        os.write(both_ends, b"PK\x03\x04 not a model")
+        with pytest.raises(ModelFileError, match="it is not a regular file"):
+            load_model(pipe)
+        assert os.read(both_ends, 64) == b"PK\x03\x04 not a model"
+    finally:
+        os.close(both_ends)
+
+
+def test_a_linked_model_file_loads_and_predicts_the_same(
+    awkward_model_file, awkward_pipeline, held_out_files, tmp_path
+):
+    os.symlink(awkward_model_file, tmp_path / "latest.pneumoclf")
+
+    loaded = load_model(tmp_path / "latest.pneumoclf")
+
+    np.testing.assert_array_equal(
+        loaded.predict_proba(held_out_files[0]), held_out_files[1]
+    )
+
+
+def test_saving_over_a_link_never_writes_through_it(
+    awkward_pipeline, awkward_model_file, tmp_path
+):
+    before = awkward_model_file.read_bytes()
+    link = tmp_path / "link.pneumoclf"
+    os.symlink(awkward_model_file, link)
+
+    save_model(awkward_pipeline, link)
+
+    assert awkward_model_file.read_bytes() == before
+    assert not link.is_symlink()
+    load_model(link)
+
+
+def read_members(path):
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def write_members(path, members):
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def with_metadata(awkward_model_file, destination, change):
+    members = read_members(awkward_model_file)
+    metadata = json.loads(members["metadata.json"])
+    change(metadata)
+    members["metadata.json"] = json.dumps(metadata)
+    return write_members(destination, members)
+
+
+def test_unexpected_members_are_ignored_and_never_extracted(
+    awkward_model_file, held_out_files, tmp_path
+):
+    members = read_members(awkward_model_file)
+    members.update({"../../evil.sh": b"rm -rf ~\n", "/etc/passwd": b"root::0:0",
+                    "payload.pkl": b"\x80\x05cos\nsystem\n."})  # fmt: skip
+    (tmp_path / "inside").mkdir()
+    path = write_members(tmp_path / "inside" / "m.pneumoclf", members)
+
+    loaded = load_model(path)
+
+    np.testing.assert_array_equal(
+        loaded.predict_proba(held_out_files[0]), held_out_files[1]
+    )
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["inside", "m.pneumoclf"]
+
+
+def _stream_zeros(archive, name, n_bytes):
+    chunk = bytes(1024**2)
+    with archive.open(name, "w", force_zip64=True) as member:
+        for _ in range(n_bytes // len(chunk)):
+            member.write(chunk)
+
+
+def _peak_memory_of(function, *args):
+    tracemalloc.start()
+    try:
+        with contextlib.suppress(ModelFileError):
+            function(*args)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_oversized_metadata_is_refused_without_expanding_it(
+    awkward_model_file, tmp_path
+):
+    path = tmp_path / "bomb.pneumoclf"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        _stream_zeros(archive, "metadata.json", 65 * 1024**2)
+        archive.writestr("model.keras", read_members(awkward_model_file)["model.keras"])
+    assert path.stat().st_size < 1024**2
+
+    with pytest.raises(ModelFileError, match=r"metadata\.json is implausibly large"):
+        load_model(path)
+    assert _peak_memory_of(load_model, path) < 4 * 1024**2
+
+
+def test_a_network_that_would_expand_enormously_is_refused(
+    awkward_model_file, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(persistence, "_MIN_CHECKED_EXPANSION_BYTES", 1024**2)
+    path = tmp_path / "bomb.pneumoclf"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(
+            "metadata.json", read_members(awkward_model_file)["metadata.json"]
+        )
+        _stream_zeros(archive, "model.keras", 8 * 1024**2)
+
+    with pytest.raises(ModelFileError, match=r"model\.keras would expand from \d+ to"):
+        load_model(path)
+    assert _peak_memory_of(load_model, path) < 2 * 1024**2
+
+
+def _network_with_lambda(marker):
+    # The marker path is a constant of the lambda's own code, so it is saved with
+    # it: the file appears whenever the layer is rebuilt, that is, run.
+    touch_marker = eval(f"lambda x: (open({str(marker)!r}, 'w').close(), x)[1]")
+    inputs = keras.Input((SIDE, SIDE, 1))
+    marked = keras.layers.Lambda(touch_marker)(inputs)
+    flat = keras.layers.Flatten()(marked)
+    outputs = keras.layers.Dense(1, activation="sigmoid")(flat)
+    return keras.Model(inputs, outputs)
+
+
+def test_a_network_with_a_lambda_layer_is_refused_and_never_run(
+    awkward_model_file, tmp_path
+):
+    marker = tmp_path / "lambda_ran"
+    network_file = tmp_path / "lambda.keras"
+    _network_with_lambda(marker).save(network_file)
+    marker.unlink(missing_ok=True)
+    network = network_file.read_bytes()
+    metadata = json.loads(read_members(awkward_model_file)["metadata.json"])
+    metadata["model_sha256"] = hashlib.sha256(network).hexdigest()
+    members = {"metadata.json": json.dumps(metadata), "model.keras": network}
+    path = write_members(tmp_path / "m.pneumoclf", members)
+
+    with pytest.raises(ModelFileError, match=r"(?s)cannot be loaded safely .*Lambda"):
+        load_model(path)
+    assert not marker.exists()
+
+    # The same network loaded unsafely does run its code: the payload is live.
+    keras.saving.load_model(network_file, safe_mode=False)
+    assert marker.exists()
+
+
+def _set_class(where, name):
+    def change(metadata):
+        target = metadata["estimator"]
+        if where == "step":
+            target = target["steps"][0]
+        target["class"] = name
+
+    return change
+
+
+def _set_fitted(key, value):
+    def change(metadata):
+        metadata["fitted"][key] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_set_class("step", "sklearn.preprocessing.FunctionTransformer"),
+         r"unknown class 'sklearn\.preprocessing\.FunctionTransformer'"),
+        (_set_class("top", "builtins.eval"), r"unknown class 'builtins\.eval'"),
+        (_set_class("top", ["sklearn.pipeline.Pipeline"]), "unknown class"),
+        (_set_class("step", None), "unknown class None"),
+        (_set_fitted("image_shape_", {"tuple": [8, 8, 1]}),
+         r"takes inputs of shape \(16, 16, 1\), but image_shape_ is \(8, 8, 1\)"),
+        (_set_fitted("chosen_threshold_", 7.0),
+         r"chosen_threshold_ must be None or a number in \[0, 1\], got 7\.0"),
+        (_set_fitted("chosen_threshold_", {"float": "nan"}),
+         r"chosen_threshold_ must be None or a number in \[0, 1\], got nan"),
+        (_set_fitted("classes_", {"ndarray": {"dtype": "<i8", "values": [1, 0]}}),
+         r"two distinct labels in sorted order, got \[1, 0\]"),
+        (_set_fitted("classes_", {"ndarray": {"dtype": "<i8", "values": [1, 1]}}),
+         r"two distinct labels in sorted order, got \[1, 1\]"),
+        (_set_fitted("classes_",
+                     {"ndarray": {"dtype": "<U200000000", "values": ["a", "b"]}}),
+         r"unsupported array dtype <U200000000"),
+        (_set_fitted("secret_", 1), r"unknown attributes \['secret_'\]"),
+    ],
+    ids=["step-class", "builtin", "class-list", "class-none", "image-shape",
+         "threshold", "threshold-nan", "swapped-classes", "one-class",
+         "huge-label-dtype", "unknown-attribute"],
+)  # fmt: skip
+def test_tampered_metadata_is_refused_naming_the_file(
+    awkward_model_file, tmp_path, change, message
+):
+    path = with_metadata(awkward_model_file, tmp_path / "m.pneumoclf", change)
+
+    with pytest.raises(ModelFileError, match=message) as raised:
+        load_model(path)
+    assert str(path) in str(raised.value)
+
+
+@pytest.mark.parametrize("depth", [990, 100_000])
+def test_deeply_nested_metadata_is_refused(awkward_model_file, tmp_path, depth):
+    members = read_members(awkward_model_file)
+    metadata = json.loads(members["metadata.json"])
+    metadata["estimator"]["steps"][1]["params"]["filters"] = "NESTED"
+    nested = "[" * depth + "1" + "]" * depth
+    members["metadata.json"] = json.dumps(metadata).replace('"NESTED"', nested)
+    path = write_members(tmp_path / "m.pneumoclf", members)
+
+    with pytest.raises(
+        ModelFileError, match=r"not valid JSON|cannot rebuild"
+    ) as raised:
+        load_model(path)
+    assert str(path) in str(raised.value)

@@ -1,9 +1,27 @@
 import os
 import pickle
+import struct
+import tracemalloc
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
+from awkward import (
+    PNG_SIGNATURE,
+    SIDE,
+    dangling_symlink,
+    decompression_bomb,
+    moderate_bomb,
+    named_pipe,
+    png_chunk,
+    png_declaring,
+    raw_png,
+    save_image,
+    symlink_loop,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageFile
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
@@ -895,3 +913,409 @@ def test_grid_search_tunes_the_image_size_of_a_pipeline(tmp_path):
     np.testing.assert_allclose(search.cv_results_["mean_test_score"], 1.0)
     assert search.best_estimator_.named_steps["load"].image_size in (4, 8)
     np.testing.assert_array_equal(search.predict(paths), labels)
+
+
+# ------------------------------------- every image mode and bit depth, for real
+
+
+def _packed(values, bit_depth):
+    per_byte = 8 // bit_depth
+    groups = np.pad(values, (0, -len(values) % per_byte)).reshape(-1, per_byte)
+    shifts = np.arange(per_byte - 1, -1, -1) * bit_depth
+    return (groups.astype(np.uint8) << shifts).sum(axis=1).astype(np.uint8).tobytes()
+
+
+def low_depth_gray_png(gray, bit_depth):
+    levels = gray >> (8 - bit_depth)
+    height, width = gray.shape
+    data = raw_png(
+        width, height, bit_depth=bit_depth, color_type=0,
+        scanlines=[_packed(row, bit_depth) for row in levels],
+    )  # fmt: skip
+    return data, levels * (255 // (2**bit_depth - 1))
+
+
+def sixteen_bit_png(gray, color_type, n_channels):
+    """16 bits per channel: gray (+ opaque alpha) or RGB, each 257 * gray."""
+    height, width = gray.shape
+    channels = [gray.astype(">u2") * 257] * n_channels
+    if color_type == 4:
+        channels[-1] = np.full_like(channels[0], 65535)
+    pixels = np.stack(channels, axis=-1)
+    scanlines = [row.tobytes() for row in pixels]
+    data = raw_png(width, height, bit_depth=16, color_type=color_type,
+                   scanlines=scanlines)  # fmt: skip
+    return data, gray
+
+
+def _from_bytes(mode, *planes):
+    return Image.frombytes(mode, planes[0].shape[::-1], np.dstack(planes).tobytes())
+
+
+def _gray_palette(gray):
+    image = Image.frombytes("P", gray.shape[::-1], gray.tobytes())
+    image.putpalette(np.repeat(np.arange(256, dtype=np.uint8), 3).tobytes())
+    return image
+
+
+def _left_half_transparent(gray):
+    alpha = np.full_like(gray, 255)
+    alpha[:, : gray.shape[1] // 2] = 0
+    expected = gray.copy()
+    expected[:, : gray.shape[1] // 2] = 0
+    return _from_bytes("RGBA", gray, gray, gray, alpha), expected
+
+
+def _bilevel(gray):
+    bright = gray > 127
+    return Image.fromarray(bright), np.where(bright, 255, 0).astype(np.uint8)
+
+
+def _sixteen_bit(gray):
+    return gray.astype(np.uint16) * 257
+
+
+def _gray_16(gray):
+    return Image.fromarray(_sixteen_bit(gray))
+
+
+def _gray_16_big_endian(gray):
+    return Image.fromarray(_sixteen_bit(gray).astype(">u2"))
+
+
+def _gray_32(gray):
+    return Image.fromarray(_sixteen_bit(gray).astype(np.int32))
+
+
+def _gray_float(gray):
+    return Image.fromarray(gray.astype(np.float32) / 255)
+
+
+def _rgb(gray):
+    return _from_bytes("RGB", gray, gray, gray)
+
+
+def _rgba_opaque(gray):
+    return _from_bytes("RGBA", gray, gray, gray, np.full_like(gray, 255))
+
+
+def _gray_alpha_opaque(gray):
+    return _from_bytes("LA", gray, np.full_like(gray, 255))
+
+
+def _cmyk(gray):
+    no_ink = np.zeros_like(gray)
+    return _from_bytes("CMYK", no_ink, no_ink, no_ink, 255 - gray)
+
+
+def _ycbcr(gray):
+    neutral = np.full_like(gray, 128)
+    return _from_bytes("YCbCr", gray, neutral, neutral)
+
+
+def _same(encode):
+    return lambda gray: (encode(gray), gray)
+
+
+# id: (suffix, save options or None for raw bytes, gray -> (image, 8-bit equivalent))
+ENCODINGS = {
+    "L-bmp": ("bmp", {}, _same(Image.fromarray)),
+    "L-tiff": ("tif", {}, _same(Image.fromarray)),
+    "L-gif": ("gif", {}, _same(Image.fromarray)),
+    "L-webp-lossless": ("webp", {"lossless": True}, _same(Image.fromarray)),
+    "png-named-jpeg": ("jpeg", {"format": "PNG"}, _same(Image.fromarray)),
+    "1-bit-png": ("png", {}, _bilevel),
+    "2-bit-gray-png": ("png", None, lambda gray: low_depth_gray_png(gray, 2)),
+    "4-bit-gray-png": ("png", None, lambda gray: low_depth_gray_png(gray, 4)),
+    "I;16-png": ("png", {}, _same(_gray_16)),
+    "I;16B-tiff": ("tif", {}, _same(_gray_16_big_endian)),
+    "I-tiff": ("tif", {}, _same(_gray_32)),
+    "F-tiff": ("tif", {}, _same(_gray_float)),
+    "16-bit-gray-alpha-png": ("png", None, lambda gray: sixteen_bit_png(gray, 4, 2)),
+    "48-bit-rgb-png": ("png", None, lambda gray: sixteen_bit_png(gray, 2, 3)),
+    "RGB-png": ("png", {}, _same(_rgb)),
+    "RGBA-opaque-png": ("png", {}, _same(_rgba_opaque)),
+    "RGBA-half-transparent-png": ("png", {}, _left_half_transparent),
+    "LA-png": ("png", {}, _same(_gray_alpha_opaque)),
+    "P-gray-palette-png": ("png", {}, _same(_gray_palette)),
+    "CMYK-tiff": ("tif", {}, _same(_cmyk)),
+    "YCbCr-tiff": ("tif", {}, _same(_ycbcr)),
+}
+LOSSY_ENCODINGS = {
+    "L-jpeg": ("jpeg", {"quality": 95}, _same(Image.fromarray)),
+    "RGB-jpeg": ("jpg", {"quality": 95}, _same(_rgb)),
+}
+
+
+def write_encoded(folder, pictures, encoding):
+    """Write each 8-bit picture in ``encoding``; return the paths and equivalents."""
+    suffix, options, encode = encoding
+    paths, equivalents = [], []
+    for index, gray in enumerate(pictures):
+        image, equivalent = encode(gray)
+        path = folder / f"{index}.{suffix}"
+        if options is None:
+            path.write_bytes(image)
+        else:
+            image.save(path, **options)
+        paths.append(path)
+        equivalents.append(equivalent)
+    return paths, np.array(equivalents)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS, ids=list(ENCODINGS))
+def test_every_mode_and_depth_loads_and_predicts_like_8_bit_gray(
+    encoding, held_out_gray, awkward_pipeline, tmp_path
+):
+    paths, equivalents = write_encoded(tmp_path, held_out_gray, ENCODINGS[encoding])
+
+    images = ImageLoader(image_size=SIDE).transform(paths)
+    np.testing.assert_allclose(images[..., 0], equivalents / 255, atol=1e-6)
+
+    twins = [save_image(Image.fromarray(gray), tmp_path / f"twin_{index}.png")
+             for index, gray in enumerate(equivalents)]  # fmt: skip
+    np.testing.assert_allclose(
+        awkward_pipeline.predict_proba(paths),
+        awkward_pipeline.predict_proba(twins),
+        atol=1e-6,
+    )
+
+
+@pytest.mark.parametrize("encoding", LOSSY_ENCODINGS, ids=list(LOSSY_ENCODINGS))
+def test_lossy_files_predict_close_to_their_source(
+    encoding, held_out_gray, held_out_files, awkward_pipeline, tmp_path
+):
+    paths, _ = write_encoded(tmp_path, held_out_gray, LOSSY_ENCODINGS[encoding])
+
+    images = ImageLoader(image_size=SIDE).transform(paths)
+    assert np.abs(images[..., 0] - held_out_gray / 255).mean() < 0.02
+    np.testing.assert_allclose(
+        awkward_pipeline.predict_proba(paths), held_out_files[1], atol=0.02
+    )
+
+
+def test_labels_come_out_the_same_whatever_the_encoding(
+    held_out_gray, held_out_files, awkward_pipeline, tmp_path
+):
+    paths, _ = write_encoded(tmp_path, held_out_gray, ENCODINGS["I;16-png"])
+
+    np.testing.assert_array_equal(
+        awkward_pipeline.predict(paths), awkward_pipeline.predict(held_out_files[0])
+    )
+
+
+# ----------------------------------------------------- broken and hostile files
+
+
+def zero_width_png(folder):
+    path = folder / "zero.png"
+    path.write_bytes(png_declaring(0, 16))
+    return path
+
+
+def corrupt_pixel_stream(folder):
+    path = folder / "garbled.png"
+    header = struct.pack(">IIBBBBB", 4, 4, 8, 0, 0, 0, 0)
+    path.write_bytes(
+        PNG_SIGNATURE + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", b"garbage")
+        + png_chunk(b"IEND", b"")
+    )  # fmt: skip
+    return path
+
+
+def jpeg_magic_only(folder):
+    path = folder / "stub.jpeg"
+    path.write_bytes(b"\xff\xd8\xff")
+    return path
+
+
+HOSTILE_FILES = [
+    (decompression_bomb, "too many pixels; possible decompression bomb"),
+    (moderate_bomb, "too many pixels (10000 x 10000 = 100000000 > "),
+    (symlink_loop, "Too many levels of symbolic links"),
+    (dangling_symlink, "broken symbolic link"),
+    (named_pipe, "not a regular file"),
+    (zero_width_png, "not an image"),
+    (corrupt_pixel_stream, "corrupt or unsupported image"),
+    (jpeg_magic_only, "not an image"),
+]
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+@pytest.mark.parametrize(
+    ("make_file", "reason"),
+    HOSTILE_FILES,
+    ids=[make_file.__name__ for make_file, _ in HOSTILE_FILES],
+)
+def test_hostile_files_are_named_with_their_reason(tmp_path, make_file, reason):
+    good = save_image(Image.new("L", (8, 8), 90), tmp_path / "good.png")
+    path = make_file(tmp_path)
+
+    with pytest.raises(ImageLoadError) as raised:
+        ImageLoader(image_size=8).transform([good, path])
+
+    assert raised.value.failures == [(path, raised.value.failures[0][1])]
+    assert reason in raised.value.failures[0][1]
+    assert str(raised.value).startswith("1 of 2 images could not be read:")
+
+
+def test_a_bomb_is_refused_without_decoding_it(tmp_path):
+    path = decompression_bomb(tmp_path)
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageLoadError):
+            ImageLoader(image_size=8, cache=False).transform([path])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1024**2
+
+
+def test_a_symlink_to_an_image_loads_like_the_image(tmp_path):
+    target = save_image(Image.new("L", (8, 8), 51), tmp_path / "target.png")
+    os.symlink(target, tmp_path / "link.jpeg")
+
+    images = ImageLoader(image_size=4).transform([tmp_path / "link.jpeg"])
+
+    np.testing.assert_allclose(images, 0.2, atol=1e-6)
+
+
+@pytest.mark.parametrize("path", ["scan\0.png", Path("a") / "b\0c.png"])
+def test_a_path_with_a_null_character_is_refused_by_position(path):
+    with pytest.raises(
+        ValueError, match=r"position 0: .* \(contains a null character\)"
+    ):
+        ImageLoader().fit([path])
+
+
+def test_bytes_paths_are_refused_by_position(tmp_path):
+    path = save_image(Image.new("L", (8, 8), 51), tmp_path / "a.png")
+
+    with pytest.raises(ValueError, match=r"position 1: b'.*a\.png' \(bytes\)"):
+        ImageLoader().transform([path, os.fsencode(path)])
+
+
+# ----------------------------------------------------------- invalid parameters
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"image_size": True}, {"image_size": None}, {"image_size": "64"},
+        {"image_size": [8, 8]}, {"image_size": (8, True)}, {"resize": "PAD"},
+        {"resize": None}, {"n_jobs": 1.5}, {"n_jobs": "2"}, {"cache": None},
+        {"cache": 1},
+    ],
+    ids=str,
+)  # fmt: skip
+def test_invalid_loader_parameters_are_named(params, held_out_files):
+    with pytest.raises(InvalidParameterError, match=f"'{next(iter(params))}'"):
+        ImageLoader(**params).transform(held_out_files[0][:1])
+
+
+# ---------------------------------------- geometry of any size, mode and target
+
+
+@pytest.fixture(scope="module")
+def geometry_folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("geometry")
+
+
+WHITE = {"L": 255, "RGB": (255, 255, 255), "I;16": 65535}
+sides = st.integers(1, 64)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    width=st.integers(1, 300),
+    height=st.integers(1, 300),
+    mode=st.sampled_from(sorted(WHITE)),
+    resize=st.sampled_from(["stretch", "pad"]),
+    image_size=st.one_of(sides, st.tuples(sides, sides)),
+)
+def test_loader_geometry_for_any_size_mode_and_target(
+    geometry_folder, width, height, mode, resize, image_size
+):
+    path = geometry_folder / f"{mode.replace(';', '')}_{width}x{height}.png"
+    Image.new(mode, (width, height), WHITE[mode]).save(path)
+    target_h, target_w = (
+        (image_size,) * 2 if isinstance(image_size, int) else image_size
+    )
+
+    images = ImageLoader(image_size=image_size, resize=resize, cache=False).transform(
+        [path]
+    )
+
+    assert images.shape == (1, target_h, target_w, 1)
+    assert images.dtype == np.float32
+    assert images.min() >= 0.0 and images.max() <= 1.0
+    picture = images[0, :, :, 0]
+    if resize == "stretch":
+        np.testing.assert_allclose(picture, 1.0, atol=1e-6)
+        return
+    rows = np.flatnonzero(picture.any(axis=1))
+    columns = np.flatnonzero(picture.any(axis=0))
+    top, left = rows[0], columns[0]
+    fitted_h, fitted_w = rows[-1] + 1 - top, columns[-1] + 1 - left
+    np.testing.assert_allclose(
+        picture[top : top + fitted_h, left : left + fitted_w], 1.0, atol=1e-6
+    )
+    assert np.count_nonzero(picture) == fitted_h * fitted_w  # exact zeros elsewhere
+    assert (top, left) == ((target_h - fitted_h) // 2, (target_w - fitted_w) // 2)
+    assert fitted_h == target_h or fitted_w == target_w
+    scale = min(target_h / height, target_w / width)
+    assert abs(fitted_h - max(1, height * scale)) <= 1
+    assert abs(fitted_w - max(1, width * scale)) <= 1
+
+
+# ----------------------------------------------------------------------- memory
+
+
+def test_loading_many_files_holds_one_output_and_no_copy_of_the_images(tmp_path):
+    n_images, side = 300, 96
+    rng = np.random.default_rng(0)
+    paths = [
+        save_image(Image.fromarray(rng.integers(0, 256, (side, side), np.uint8)),
+                   tmp_path / f"{index}.png")
+        for index in range(n_images)
+    ]  # fmt: skip
+    # Bookkeeping of the threads and paths, about 2 KiB a path; a second copy
+    # of the images would take 2.6 MiB even at 8 bits.
+    allowance = 1.5 * 1024**2
+
+    for cache in (False, True):
+        clear_cache()
+        tracemalloc.start()
+        try:
+            images = ImageLoader(image_size=side, cache=cache).transform(paths)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        cached = cache_info().nbytes
+        assert cached == (n_images * side * side if cache else 0)
+        assert images.nbytes == n_images * side * side * 4
+        assert peak < images.nbytes + cached + allowance, cache
+    clear_cache()
+
+
+@pytest.mark.parametrize(
+    ("image", "bytes_per_pixel"),
+    [
+        (Image.new("L", (20, 30), 7), 1),
+        (Image.new("RGB", (20, 30), (7, 8, 9)), 1),
+        (Image.new("I;16", (20, 30), 7000), 4),
+        (Image.new("F", (20, 30), 0.5), 4),
+    ],
+    ids=["L", "RGB", "I;16", "F"],
+)
+def test_the_cache_holds_the_documented_bytes_per_pixel(
+    tmp_path, image, bytes_per_pixel
+):
+    path = save_image(image, tmp_path / "image.tif")
+    clear_cache()
+
+    ImageLoader(image_size=(12, 10)).transform([path])
+
+    assert cache_info().nbytes == 12 * 10 * bytes_per_pixel
+    clear_cache()

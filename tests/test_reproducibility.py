@@ -53,3 +53,28 @@ def test_fitting_leaves_the_global_random_state_alone():
     np.random.seed(123)  # noqa: NPY002
     PneumoniaCNNClassifier(epochs=1, random_state=0).fit(X, y)
     assert np.random.random_sample() == expected  # noqa: NPY002
+
+
+def test_fitting_seeds_no_global_generator_of_python_keras_or_tensorflow():
+    import random
+
+    import keras
+    import tensorflow as tf
+
+    X, y = blob_images(40, 16, seed=3)
+
+    def draws():
+        return (
+            random.random(),
+            float(keras.random.uniform(())),
+            float(tf.random.uniform(())),
+        )
+
+    def seed_everything():
+        keras.utils.set_random_seed(5)
+
+    seed_everything()
+    expected = draws()
+    seed_everything()
+    PneumoniaCNNClassifier(epochs=1, random_state=0).fit(X, y)
+    assert draws() == expected

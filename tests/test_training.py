@@ -51,3 +51,27 @@ def test_training_batches_cover_the_rows_once_per_epoch_in_new_orders():
     assert not np.array_equal(epochs[0], epochs[1])
     in_order = [x.numpy() for x, _ in _training._batches(tensors, rows, 3)]
     np.testing.assert_array_equal(np.concatenate(in_order), values[rows])
+
+
+class _PositionDependentNetwork:
+    """Scores an image by its mean plus a rounding that depends on its place."""
+
+    def predict(self, batches, verbose=0):
+        scores = []
+        for (batch,) in batches:
+            means = batch.numpy().reshape(len(batch), -1).mean(axis=1)
+            scores.append(means + 1e-7 * np.arange(len(means)))
+        return np.concatenate(scores)[:, np.newaxis]
+
+
+def test_reordering_the_images_cannot_change_their_scores():
+    X, _ = blob_images(23, 8, seed=4)
+    X = X[..., np.newaxis]
+    order = np.random.default_rng(0).permutation(len(X))
+    network = _PositionDependentNetwork()
+
+    scores = _training.network_scores(network, X, batch_size=4)
+    reordered = _training.network_scores(network, X[order], batch_size=4)
+
+    np.testing.assert_array_equal(scores[order], reordered)
+    np.testing.assert_allclose(scores, X.reshape(len(X), -1).mean(axis=1), atol=1e-6)

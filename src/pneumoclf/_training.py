@@ -40,6 +40,7 @@ class TrainedNetwork(NamedTuple):
     history: dict
     n_epochs: int
     chosen_threshold: float | None
+    warnings: tuple  # messages the public class warns with, at its caller
 
 
 def draw_seed(random_state):
@@ -90,6 +91,7 @@ def train_network(classifier, X, y, *, sample_weight, groups, seed):
         history=trainer.history_,
         n_epochs=trainer.n_epochs_,
         chosen_threshold=trainer.chosen_threshold_,
+        warnings=tuple(trainer.warnings_),
     )
 
 
@@ -115,6 +117,7 @@ class _ScikerasTrainer(KerasClassifier):
         self._classifier = classifier
         self._seed = seed
         self._groups = groups
+        self.warnings_ = []
 
     def _validate_data(self, X=None, y=None, reset=False, y_numeric=False):
         return X, y  # validated by the public class
@@ -155,9 +158,7 @@ class _ScikerasTrainer(KerasClassifier):
             n_validation < 2 * len(counts)
             or counts.min() < 2 * MIN_VALIDATION_PER_CLASS
         ):
-            return _without_validation(
-                everything, f"{len(y)} training images are", fraction
-            )
+            return self._without_validation(everything, f"{len(y)} training images are")
         if self._groups is None:
             return train_test_split(
                 everything,
@@ -175,19 +176,23 @@ class _ScikerasTrainer(KerasClassifier):
             )
         except ValueError:
             n_patients = len(np.unique(self._groups))
-            return _without_validation(
-                everything, f"{n_patients} patients are", fraction
-            )
+            return self._without_validation(everything, f"{n_patients} patients are")
         return train, validation
+
+    def _without_validation(self, everything, too_few):
+        self.warnings_.append(
+            f"{too_few} too few to hold out a validation part of "
+            f"{self._classifier.validation_fraction:.0%} with every class in it; "
+            "training on all of them without early stopping or threshold choice."
+        )
+        return everything, None
 
     def _chosen_threshold(self, X, y, validation):
         if self._classifier.threshold != "auto":
             return None
         if validation is None:
-            warnings.warn(
-                "No validation part to choose the threshold on; using 0.5.",
-                UserWarning,
-                stacklevel=2,
+            self.warnings_.append(
+                "No validation part to choose the threshold on; using 0.5."
             )
             return 0.5
         scores = network_scores(self.model_, X[validation], self._classifier.batch_size)
@@ -206,17 +211,6 @@ def needs_validation(classifier):
         or classifier.lr_schedule == "plateau"
         or classifier.threshold == "auto"
     )
-
-
-def _without_validation(everything, too_few, fraction):
-    warnings.warn(
-        f"{too_few} too few to hold out a validation part of {fraction:.0%} with "
-        "every class in it; training on all of them without early stopping or "
-        "threshold choice.",
-        UserWarning,
-        stacklevel=2,
-    )
-    return everything, None
 
 
 def _build_network(classifier, image_shape, seed):

@@ -1,5 +1,6 @@
 """The scikit-learn face of the pneumonia CNN."""
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -305,6 +306,9 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         self.history_ = network.history
         self.n_epochs_ = network.n_epochs
         self.chosen_threshold_ = network.chosen_threshold
+        for message in network.warnings:
+            # The caller of fit, past scikit-learn's _fit_context wrapper.
+            warnings.warn(message, UserWarning, stacklevel=3)
         return self
 
     def predict_proba(self, X):

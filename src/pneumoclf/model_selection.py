@@ -5,33 +5,24 @@ child on both sides and inflates every metric, so every split here keeps each
 patient's images together. Tuning lives in :mod:`pneumoclf.tuning`.
 """
 
-import importlib
-import warnings
-
 import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import column_or_1d
 
+from ._deprecation import moved_attribute
 from ._utils import check_no_missing_labels
 from .datasets import patient_id
 
 __all__ = ["patient_groups", "patient_split"]
 
 # Names that moved to pneumoclf.tuning; kept here, with a warning, until 0.3.
-_MOVED_TO_TUNING = frozenset({"default_search_space", "limit_threads", "tune"})
+_MOVED_TO_TUNING = dict.fromkeys(
+    ("default_search_space", "limit_threads", "tune"), "pneumoclf.tuning"
+)
 
 
 def __getattr__(name):
-    if name not in _MOVED_TO_TUNING:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(
-        f"pneumoclf.model_selection.{name} moved to pneumoclf.tuning.{name}; the old "
-        "name will be removed in pneumoclf 0.3.",
-        FutureWarning,
-        stacklevel=2,
-    )
-    # Imported by name: tuning sits above this module and imports it.
-    return getattr(importlib.import_module("pneumoclf.tuning"), name)
+    return moved_attribute(__name__, name, _MOVED_TO_TUNING)
 
 
 def patient_split(paths, y, *, groups=None, sizes=(0.7, 0.15, 0.15), random_state=None):

@@ -24,13 +24,13 @@ no partial file.
 """
 
 import contextlib
-import importlib
 import logging
 import os
 import sys
 import tempfile
 import warnings
 
+from .._deprecation import moved_attribute
 from ._parser import PROG, build_parser
 
 __all__ = ["build_parser", "main"]
@@ -47,15 +47,7 @@ _MOVED = {
 
 
 def __getattr__(name):
-    if name not in _MOVED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(
-        f"pneumoclf.cli.{name} moved to {_MOVED[name]}.{name}; the old name will be "
-        "removed in pneumoclf 0.3.",
-        FutureWarning,
-        stacklevel=2,
-    )
-    return getattr(importlib.import_module(_MOVED[name]), name)
+    return moved_attribute(__name__, name, _MOVED)
 
 
 def main(argv=None):
