@@ -578,3 +578,86 @@ def test_class_weight_for_labels_not_in_y_is_named():
 
     with pytest.raises(ValueError, match=r"classes, \[1\], are not in class_weight"):
         clf.fit(X12, Y)
+
+
+# -------------------------------------------------------- calibration, prevalence
+
+
+@pytest.fixture(scope="module")
+def calibrated_classifier(data):
+    X, y = data
+    return PneumoniaCNNClassifier(
+        calibration="platt", threshold="auto", validation_fraction=0.25, **FAST
+    ).fit(X, y)
+
+
+def test_calibrated_probabilities_are_the_fitted_map_of_the_network(
+    calibrated_classifier, data
+):
+    from scipy.special import expit, logit
+
+    X, _ = data
+    clf = calibrated_classifier
+    slope, intercept = clf.calibration_
+    assert slope > 0
+    assert clf.training_prevalence_ == pytest.approx(0.5, abs=0.1)
+    network = np.asarray(clf.model_(X[..., np.newaxis], training=False))[:, 0]
+    network = np.clip(network.astype(np.float64), 1e-7, 1 - 1e-7)
+    np.testing.assert_allclose(
+        clf.predict_proba(X)[:, 1], expit(slope * logit(network) + intercept), rtol=1e-5
+    )
+
+
+def test_a_deployment_prevalence_moves_probabilities_and_threshold_together(
+    calibrated_classifier, data
+):
+    X, _ = data
+    clf = calibrated_classifier
+    before_proba, before_labels = clf.predict_proba(X)[:, 1], clf.predict(X)
+    before_threshold = clf.threshold_
+    clf.set_params(prevalence=0.1)
+    try:
+        after = clf.predict_proba(X)[:, 1]
+        # Rarer pneumonia: every probability drops, the order stays.
+        assert np.all(after < before_proba)
+        assert np.array_equal(np.argsort(after), np.argsort(before_proba))
+        assert clf.threshold_ < before_threshold
+        # The automatic threshold keeps its recall and specificity.
+        np.testing.assert_array_equal(clf.predict(X), before_labels)
+    finally:
+        clf.set_params(prevalence=None)
+    np.testing.assert_array_equal(clf.predict_proba(X)[:, 1], before_proba)
+
+
+def test_prevalence_needs_calibration(data, fitted):
+    X, y = data
+    with pytest.raises(ValueError, match=r"prevalence=0\.2 needs calibrated"):
+        PneumoniaCNNClassifier(prevalence=0.2, **FAST).fit(X, y)
+    fitted.set_params(prevalence=0.2)
+    try:
+        with pytest.raises(ValueError, match=r"prevalence=0\.2 needs calibrated"):
+            fitted.predict_proba(X)
+    finally:
+        fitted.set_params(prevalence=None)
+
+
+def test_calibration_without_a_validation_part_says_so(data):
+    X, y = data
+    clf = PneumoniaCNNClassifier(calibration="platt", **FAST)
+    with pytest.warns(UserWarning, match="No validation part to calibrate on"):
+        clf.fit(X[:10], y[:10])
+    assert clf.calibration_ is None
+
+
+def test_early_stopping_on_the_loss_keeps_a_trained_network(data):
+    # On the AUC, which saturates at once on this easy task, the first epochs win
+    # ties and the probabilities stay near 0.5; on the loss they sharpen.
+    X, y = data
+    spreads = {}
+    for monitor in ("auc", "loss"):
+        clf = PneumoniaCNNClassifier(
+            monitor=monitor, epochs=30, patience=3, **_no(FAST, "epochs")
+        ).fit(X, y)
+        spreads[monitor] = np.ptp(clf.predict_proba(X)[:, 1])
+    assert spreads["loss"] > spreads["auc"]
+    assert spreads["loss"] > 0.5

@@ -49,12 +49,14 @@ def images():
 
 @pytest.fixture(scope="module")
 def classifiers(images):
-    """A fitted classifier per kind of label; "auto" threshold for strings."""
+    """A fitted classifier per kind of label; calibrated, "auto" for strings."""
     X, y01 = images
+    settings = {
+        "strings": dict(threshold="auto", calibration="platt"),
+        "bools": dict(threshold=0.3),
+    }
     return {
-        kind: PneumoniaCNNClassifier(
-            threshold="auto" if kind == "strings" else 0.3, **SMALL
-        ).fit(X, labels[y01])
+        kind: PneumoniaCNNClassifier(**settings[kind], **SMALL).fit(X, labels[y01])
         for kind, labels in LABELS.items()
     }
 
@@ -342,8 +344,13 @@ def test_newer_minor_format_version_loads(fitted, saved):
     _assert_same_classifier(load_model(saved), *fitted)
 
 
-def test_a_file_of_format_1_loads_with_its_fitted_state(fitted, saved):
-    clf, X = fitted
+def test_a_file_of_format_1_loads_with_its_fitted_state(classifiers, images, tmp_path):
+    # Format 1 knew no calibration: an uncalibrated classifier, auto threshold.
+    clf, X = classifiers["bools"], images[0]
+    clf = PneumoniaCNNClassifier(**{**clf.get_params(), "threshold": "auto"})
+    clf.fit(X, images[1].astype(bool))
+    saved = tmp_path / "format_1.pneumoclf"
+    save_model(clf, saved)
     with zipfile.ZipFile(saved) as archive:
         state = json.loads(archive.read("metadata.json"))["fitted"]
     format_1_state = {
@@ -614,10 +621,14 @@ def _set_fitted(key, value):
                      {"ndarray": {"dtype": "<U200000000", "values": ["a", "b"]}}),
          r"unsupported array dtype <U200000000"),
         (_set_fitted("secret_", 1), r"unknown attributes \['secret_'\]"),
+        (_set_fitted("calibration_", {"tuple": [-1.0, 0.0]}),
+         r"calibration_ must be None or \(slope, intercept\)"),
+        (_set_fitted("training_prevalence_", 1.0),
+         r"training_prevalence_ must be a number in \(0, 1\), got 1\.0"),
     ],
     ids=["step-class", "builtin", "class-list", "class-none", "image-shape",
          "threshold", "threshold-nan", "swapped-classes", "one-class",
-         "huge-label-dtype", "unknown-attribute"],
+         "huge-label-dtype", "unknown-attribute", "calibration", "prevalence"],
 )  # fmt: skip
 def test_tampered_metadata_is_refused_naming_the_file(
     awkward_model_file, tmp_path, change, message

@@ -831,7 +831,10 @@ def test_clear_cache_forgets_images_and_statistics(tmp_path):
 
 
 def test_parameters_are_stored_unchanged():
-    params = {"image_size": (32, 48), "resize": "pad", "n_jobs": 3, "cache": False}
+    params = {
+        "image_size": (32, 48), "resize": "pad", "n_jobs": 3, "cache": False,
+        "normalize": "equalize",
+    }  # fmt: skip
 
     loader = ImageLoader(**params)
 
@@ -1319,3 +1322,59 @@ def test_the_cache_holds_the_documented_bytes_per_pixel(
 
     assert cache_info().nbytes == 12 * 10 * bytes_per_pixel
     clear_cache()
+
+
+# ----------------------------------------------------------- intensity normalisation
+
+
+def test_equalized_images_do_not_depend_on_exposure_contrast_or_gamma(tmp_path):
+    rng = np.random.default_rng(0)
+    gray = rng.integers(30, 220, size=(32, 32)).astype(np.float64)
+    renderings = {
+        "as_is": gray,
+        "gamma": 255 * (gray / 255) ** 1.8,
+        "contrast": 128 + 0.6 * (gray - 128),
+        "exposure": gray + 30,
+    }
+    paths = [
+        save_image(Image.fromarray(np.round(v).astype(np.uint8)), tmp_path / f"{k}.png")
+        for k, v in renderings.items()
+    ]
+    plain = ImageLoader(image_size=32).transform(paths)
+    equalized = ImageLoader(image_size=32, normalize="equalize").transform(paths)
+
+    assert not np.array_equal(plain[0], plain[1])
+    for image in equalized[1:]:
+        # Rounding to 8 bits may merge a few neighbouring levels.
+        assert np.abs(image - equalized[0]).max() < 0.02
+    assert equalized.min() == 0.0 and equalized.max() == 1.0
+
+
+def test_equalization_spreads_the_levels_evenly(tmp_path):
+    levels = np.repeat(np.arange(100, 116, dtype=np.uint8), 16).reshape(16, 16)
+    path = save_image(Image.fromarray(levels), tmp_path / "narrow.png")
+    image = ImageLoader(image_size=16, normalize="equalize").transform([path])[
+        0, ..., 0
+    ]
+    np.testing.assert_allclose(np.unique(image), np.linspace(0, 1, 16), atol=1e-6)
+
+
+def test_an_image_of_one_level_equalizes_to_zeros(tmp_path):
+    path = save_image(Image.new("L", (8, 8), 77), tmp_path / "flat.png")
+    image = ImageLoader(image_size=8, normalize="equalize").transform([path])
+    np.testing.assert_array_equal(image, 0.0)
+
+
+def test_the_cache_keeps_the_pixels_before_normalisation(tmp_path):
+    path = gray_file(tmp_path, "a.png", 60)
+    ImageLoader(image_size=8, normalize="equalize").transform([path])
+    plain = ImageLoader(image_size=8).transform([path])
+    assert cache_info().hits == 1
+    np.testing.assert_allclose(plain, 60 / 255)
+
+
+@pytest.mark.parametrize("normalize", ["EQUALIZE", "clahe", True])
+def test_an_unknown_normalisation_is_named(normalize, tmp_path):
+    path = gray_file(tmp_path, "a.png", 60)
+    with pytest.raises(InvalidParameterError, match="'normalize'"):
+        ImageLoader(normalize=normalize).transform([path])

@@ -75,3 +75,22 @@ def test_reordering_the_images_cannot_change_their_scores():
 
     np.testing.assert_array_equal(scores[order], reordered)
     np.testing.assert_allclose(scores, X.reshape(len(X), -1).mean(axis=1), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("monitor", "watched", "mode"),
+    [("loss", "val_loss", "min"), ("auc", "val_auc", "max")],
+)
+def test_early_stopping_and_the_schedule_watch_the_chosen_figure(
+    monitor, watched, mode
+):
+    classifier = PneumoniaCNNClassifier(monitor=monitor, lr_schedule="plateau")
+    callbacks = _training._callbacks(classifier, monitored=True)
+    assert [type(c).__name__ for c in callbacks] == [
+        "EarlyStopping",
+        "ReduceLROnPlateau",
+    ]
+    for callback in callbacks:
+        assert callback.monitor == watched
+    assert callbacks[0].mode == mode
+    assert _training._callbacks(classifier, monitored=False) == []

@@ -19,6 +19,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import InvalidParameterError
 
+from ._calibration import calibrated, fit_calibration
 from ._utils import check_label_order
 from .architecture import build_cnn, resolve_padding
 from .metrics import choose_threshold
@@ -40,6 +41,8 @@ class TrainedNetwork(NamedTuple):
     history: dict
     n_epochs: int
     chosen_threshold: float | None
+    calibration: tuple | None
+    prevalence: float
     warnings: tuple  # messages the public class warns with, at its caller
 
 
@@ -72,6 +75,11 @@ def train_network(classifier, X, y, *, sample_weight, groups, seed):
     -------
     TrainedNetwork
     """
+    if classifier.prevalence is not None and classifier.calibration is None:
+        raise ValueError(
+            f"prevalence={classifier.prevalence} needs calibrated probabilities: set "
+            "calibration='platt' or 'temperature'."
+        )
     if sample_weight is not None:
         # scikeras drops zero-weight images itself, which would misalign groups.
         kept = sample_weight != 0
@@ -91,6 +99,8 @@ def train_network(classifier, X, y, *, sample_weight, groups, seed):
         history=trainer.history_,
         n_epochs=trainer.n_epochs_,
         chosen_threshold=trainer.chosen_threshold_,
+        calibration=trainer.calibration_,
+        prevalence=trainer.prevalence_,
         warnings=tuple(trainer.warnings_),
     )
 
@@ -143,7 +153,7 @@ class _ScikerasTrainer(KerasClassifier):
         )
         self.history_ = {name: list(values) for name, values in history.history.items()}
         self.n_epochs_ = len(history.epoch)
-        self.chosen_threshold_ = self._chosen_threshold(X, y, validation)
+        self._calibrate_and_choose_threshold(X, y, validation)
 
     def _validation_split(self, y):
         """Indices of the training and validation parts, stratified by class."""
@@ -187,21 +197,39 @@ class _ScikerasTrainer(KerasClassifier):
         )
         return everything, None
 
-    def _chosen_threshold(self, X, y, validation):
-        if self._classifier.threshold != "auto":
-            return None
+    def _calibrate_and_choose_threshold(self, X, y, validation):
+        """Fit the calibration and the automatic threshold on the validation part."""
+        classifier = self._classifier
+        self.calibration_, self.chosen_threshold_ = None, None
+        self.prevalence_ = float(np.mean(y))
         if validation is None:
-            self.warnings_.append(
-                "No validation part to choose the threshold on; using 0.5."
+            if classifier.calibration is not None:
+                self.warnings_.append(
+                    "No validation part to calibrate on; the probabilities are the "
+                    "network's own."
+                )
+            if classifier.threshold == "auto":
+                self.warnings_.append(
+                    "No validation part to choose the threshold on; using 0.5."
+                )
+                self.chosen_threshold_ = 0.5
+            return
+        if classifier.calibration is None and classifier.threshold != "auto":
+            return
+        y_validation = y[validation].reshape(-1)
+        scores = network_scores(self.model_, X[validation], classifier.batch_size)
+        self.prevalence_ = float(np.mean(y_validation))
+        if classifier.calibration is not None:
+            self.calibration_ = fit_calibration(
+                scores, y_validation, classifier.calibration
             )
-            return 0.5
-        scores = network_scores(self.model_, X[validation], self._classifier.batch_size)
-        threshold = choose_threshold(
-            y[validation].reshape(-1),
-            scores,
-            min_recall=self._classifier.target_recall,
-        )
-        return float(threshold)
+        if classifier.threshold == "auto":
+            threshold = choose_threshold(
+                y_validation,
+                calibrated(scores, self.calibration_),
+                min_recall=classifier.target_recall,
+            )
+            self.chosen_threshold_ = float(threshold)
 
 
 def needs_validation(classifier):
@@ -210,6 +238,7 @@ def needs_validation(classifier):
         classifier.early_stopping
         or classifier.lr_schedule == "plateau"
         or classifier.threshold == "auto"
+        or classifier.calibration is not None
     )
 
 
@@ -257,11 +286,12 @@ def check_padding_fits(classifier, image_shape):
 
 def _callbacks(classifier, *, monitored):
     callbacks = list(classifier.callbacks or [])
+    watched = {"monitor": f"val_{classifier.monitor}"}
+    watched["mode"] = "min" if classifier.monitor == "loss" else "max"
     if monitored and classifier.early_stopping:
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor="val_auc",
-                mode="max",
+                **watched,
                 patience=classifier.patience,
                 restore_best_weights=True,
             )
@@ -269,8 +299,7 @@ def _callbacks(classifier, *, monitored):
     if monitored and classifier.lr_schedule == "plateau":
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
-                monitor="val_auc",
-                mode="max",
+                **watched,
                 factor=0.2,
                 patience=max(1, classifier.patience // 3),
             )
@@ -459,11 +488,31 @@ def check_fitted_state(state, names):
             f"n_features_in_ = {n_features!r} fits neither side of image_shape_ "
             f"{image_shape}."
         )
+    _check_calibration(state["calibration_"], state["training_prevalence_"])
     n_epochs = state["n_epochs_"]
     if not (isinstance(n_epochs, int) and n_epochs >= 0):
         raise ValueError(f"n_epochs_ must be a non-negative integer, got {n_epochs!r}.")
     if not isinstance(state["history_"], dict):
         raise ValueError("history_ must be a dict of lists of numbers.")
+
+
+def _check_calibration(calibration, prevalence):
+    if calibration is not None and not (
+        isinstance(calibration, tuple)
+        and len(calibration) == 2
+        and all(
+            isinstance(value, float) and np.isfinite(value) for value in calibration
+        )
+        and calibration[0] > 0
+    ):
+        raise ValueError(
+            "calibration_ must be None or (slope, intercept), two finite numbers with "
+            f"a positive slope; got {calibration!r}."
+        )
+    if not (isinstance(prevalence, float) and 0 < prevalence < 1):
+        raise ValueError(
+            f"training_prevalence_ must be a number in (0, 1), got {prevalence!r}."
+        )
 
 
 def _check_classes(classes):

@@ -19,6 +19,7 @@ from sklearn.utils.validation import (
 )
 
 from . import _training
+from ._calibration import calibrated, with_prevalence
 from ._utils import binary_target, is_pneumonia
 from .architecture import OPTIMIZERS
 
@@ -31,6 +32,8 @@ _FITTED_ATTRIBUTES = (
     "n_features_in_",
     "feature_names_in_",
     "chosen_threshold_",
+    "calibration_",
+    "training_prevalence_",
     "history_",
     "n_epochs_",
 )
@@ -68,22 +71,29 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
     learning_rate : float, default=1e-3
         Initial learning rate.
     lr_schedule : {"constant", "plateau"}, default="constant"
-        ``"plateau"`` divides the learning rate by 5 when the validation AUC
-        stalls for ``max(1, patience // 3)`` epochs.
+        ``"plateau"`` divides the learning rate by 5 when the monitored
+        validation figure stalls for ``max(1, patience // 3)`` epochs.
     batch_size : int, default=64
         Images per gradient step.
     epochs : int, default=100
         Largest number of passes over the training images.
     early_stopping : bool, default=True
-        Stop when the validation AUC has not improved for ``patience`` epochs
-        and restore the weights of the best epoch.
+        Stop when the monitored validation figure has not improved for
+        ``patience`` epochs and restore the weights of the best epoch.
+    monitor : {"loss", "auc"}, default="loss"
+        What early stopping and the learning-rate schedule watch on the
+        validation part. The AUC saturates within a few epochs on small data
+        (ties do not count as improvement) and can keep a barely trained network
+        whose probabilities all sit near 0.5; the loss keeps improving while the
+        probabilities sharpen.
     validation_fraction : float, default=0.1
         Share of the training images held out, stratified by class (and by
-        patient when ``fit`` is given ``groups``), to monitor
-        the AUC (early stopping, learning-rate schedule) and to choose the
-        threshold when ``threshold="auto"``. Not used when neither needs it.
+        patient when ``fit`` is given ``groups``), to monitor training (early
+        stopping, learning-rate schedule), to calibrate the probabilities and to
+        choose the threshold when ``threshold="auto"``. Not used when none of
+        these needs it.
     patience : int, default=15
-        Epochs without improvement of the validation AUC before stopping.
+        Epochs without improvement of the monitored figure before stopping.
     class_weight : {"balanced"}, dict or None, default=None
         Weights of the classes in the loss, as in scikit-learn.
     rotation : float, default=0.03
@@ -102,6 +112,17 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         guard, or the best specificity at ``target_recall``).
     target_recall : float in (0, 1] or None, default=None
         With ``threshold="auto"``, the recall the chosen threshold must reach.
+    calibration : {"platt", "temperature"} or None, default=None
+        Map the network's output to calibrated probabilities, fitted on the
+        validation part by maximum likelihood: Platt scaling (slope and
+        intercept on the logit) or temperature scaling (slope only). None keeps
+        the network's sigmoid output.
+    prevalence : float in (0, 1) or None, default=None
+        Share of pneumonia in the population the model is used on, when it
+        differs from the training data's: the calibrated probabilities are moved
+        to it by Bayes' rule on the odds (needs ``calibration``), and an
+        automatic threshold moves with them, so recall and specificity stay
+        those chosen. Can be changed with ``set_params`` after fitting.
     callbacks : list of keras.callbacks.Callback or None, default=None
         Extra Keras callbacks for training (for example Optuna pruning).
     random_state : int, RandomState instance or None, default=None
@@ -129,7 +150,14 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         also after ``set_params(threshold=...)``.
     chosen_threshold_ : float or None
         The threshold chosen on the validation part in ``fit`` when
-        ``threshold="auto"``; None when ``fit`` was given a number.
+        ``threshold="auto"``, on the calibrated probabilities at the training
+        prevalence; None when ``fit`` was given a number.
+    calibration_ : tuple of 2 float or None
+        ``(a, b)`` of the calibration ``sigmoid(a * logit(p) + b)``; None without
+        calibration.
+    training_prevalence_ : float
+        Share of pneumonia where the probabilities were calibrated (the
+        validation part, or the training images without one).
     feature_names_in_ : ndarray of str
         Column names of ``X`` in ``fit``, when it had string column names.
     n_epochs_ : int
@@ -175,6 +203,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         "epochs": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "monitor": [StrOptions({"loss", "auc"})],
         "patience": [Interval(Integral, 1, None, closed="left")],
         "class_weight": [StrOptions({"balanced"}), dict, None],
         "rotation": [Interval(Real, 0, 0.5, closed="both")],
@@ -183,6 +212,8 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         "contrast": [Interval(Real, 0, 1, closed="both")],
         "threshold": [Interval(Real, 0, 1, closed="both"), StrOptions({"auto"})],
         "target_recall": [Interval(Real, 0, 1, closed="right"), None],
+        "calibration": [StrOptions({"platt", "temperature"}), None],
+        "prevalence": [Interval(Real, 0, 1, closed="neither"), None],
         "callbacks": [list, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -205,6 +236,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         epochs=100,
         early_stopping=True,
         validation_fraction=0.1,
+        monitor="loss",
         patience=15,
         class_weight=None,
         rotation=0.03,
@@ -213,6 +245,8 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         contrast=0.1,
         threshold=0.5,
         target_recall=None,
+        calibration=None,
+        prevalence=None,
         callbacks=None,
         random_state=None,
         verbose=0,
@@ -231,6 +265,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         self.epochs = epochs
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.monitor = monitor
         self.patience = patience
         self.class_weight = class_weight
         self.rotation = rotation
@@ -239,6 +274,8 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         self.contrast = contrast
         self.threshold = threshold
         self.target_recall = target_recall
+        self.calibration = calibration
+        self.prevalence = prevalence
         self.callbacks = callbacks
         self.random_state = random_state
         self.verbose = verbose
@@ -306,6 +343,8 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         self.history_ = network.history
         self.n_epochs_ = network.n_epochs
         self.chosen_threshold_ = network.chosen_threshold
+        self.calibration_ = network.calibration
+        self.training_prevalence_ = network.prevalence
         for message in network.warnings:
             # The caller of fit, past scikit-learn's _fit_context wrapper.
             warnings.warn(message, UserWarning, stacklevel=3)
@@ -326,8 +365,8 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = self._validate_images(X)
-        pneumonia = _training.network_scores(self.model_, X, self.batch_size)
-        pneumonia = pneumonia.astype(np.float64)
+        scores = _training.network_scores(self.model_, X, self.batch_size)
+        pneumonia = self._deployed(calibrated(scores, self.calibration_))
         return np.column_stack([1.0 - pneumonia, pneumonia])
 
     def predict(self, X):
@@ -367,7 +406,18 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
                 "threshold='auto' was set after fitting with a numeric threshold, so "
                 "no threshold was chosen: refit, or set a number."
             )
-        return self.chosen_threshold_
+        return float(self._deployed(self.chosen_threshold_))
+
+    def _deployed(self, probabilities):
+        """Calibrated probabilities moved to ``prevalence``, when it is set."""
+        if self.prevalence is not None and self.calibration_ is None:
+            raise ValueError(
+                f"prevalence={self.prevalence} needs calibrated probabilities: fit "
+                "with calibration='platt' or 'temperature'."
+            )
+        return with_prevalence(
+            probabilities, trained=self.training_prevalence_, deployed=self.prevalence
+        )
 
     def get_fitted_state(self):
         """Every fitted attribute, by name: what a model file must keep.

@@ -545,11 +545,18 @@ def _array_from_json(content):
 def _decode_fitted_state(metadata):
     """The fitted attributes of the classifier, by name, from any 1.x or 2.x file."""
     if metadata["format_version"].startswith("1."):
-        return _fitted_state_of_format_1(metadata)
-    fitted = metadata["fitted"]
-    if not isinstance(fitted, dict):
-        raise TypeError(f"fitted must be a JSON object, got {fitted!r}")
-    return {str(name): _from_json(value) for name, value in fitted.items()}
+        fitted = _fitted_state_of_format_1(metadata)
+    else:
+        fitted = metadata["fitted"]
+        if not isinstance(fitted, dict):
+            raise TypeError(f"fitted must be a JSON object, got {fitted!r}")
+        fitted = {str(name): _from_json(value) for name, value in fitted.items()}
+    return {**_UNCALIBRATED, **fitted}
+
+
+# What a file from before calibration means: no calibration. The prevalence is
+# then never used (a deployment prevalence needs a calibration).
+_UNCALIBRATED = {"calibration_": None, "training_prevalence_": 0.5}
 
 
 def _fitted_state_of_format_1(metadata):

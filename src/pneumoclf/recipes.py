@@ -10,6 +10,7 @@ from here.
 """
 
 __all__ = [
+    "CALIBRATION",
     "DEMO_EPOCHS",
     "DEMO_SPLIT",
     "DEMO_VALIDATION_FRACTION",
@@ -33,6 +34,10 @@ TARGET_RECALL = 0.99
 #: Dropout rate before the output layer: on the val patients of three splits it
 #: raised the AUC on each (benchmarks/threshold_rule.py --set dropout=0.3).
 DROPOUT = 0.3
+
+#: How the network's output becomes probabilities: Platt scaling fitted on the
+#: validation patients, so that the probabilities mean what they say.
+CALIBRATION = "platt"
 
 #: The demo's patient-grouped split of the bundled sample: train, validation, test.
 #: The classifier holds out its own validation part of the training images.
@@ -66,6 +71,7 @@ def recipe_params():
         "cnn__threshold": "auto",
         "cnn__target_recall": TARGET_RECALL,
         "cnn__dropout": DROPOUT,
+        "cnn__calibration": CALIBRATION,
     }
 
 

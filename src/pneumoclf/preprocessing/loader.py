@@ -10,6 +10,7 @@ from sklearn.utils._param_validation import (
     StrOptions,
 )
 
+from ._intensity import equalize
 from ._paths import check_paths
 from ._reading import load_images, thread_count
 
@@ -70,6 +71,13 @@ class ImageLoader(TransformerMixin, BaseEstimator):
     cache : bool, default=True
         Whether decoded, resized images are kept in the process-wide cache and
         taken from it. With ``False`` every call decodes every file.
+
+    normalize : {"equalize"} or None, default=None
+        Intensity normalisation of each image after resizing. ``"equalize"``
+        replaces each pixel by the share of the image's pixels at or below it
+        (histogram equalisation), so that exposure, contrast and gamma, which
+        differ between X-ray machines and their settings, no longer tell images
+        apart. None keeps the pixels as read.
 
     See Also
     --------
@@ -137,13 +145,23 @@ class ImageLoader(TransformerMixin, BaseEstimator):
             None,
         ],
         "cache": ["boolean"],
+        "normalize": [StrOptions({"equalize"}), None],
     }
 
-    def __init__(self, *, image_size=64, resize="stretch", n_jobs=None, cache=True):
+    def __init__(
+        self,
+        *,
+        image_size=64,
+        resize="stretch",
+        n_jobs=None,
+        cache=True,
+        normalize=None,
+    ):
         self.image_size = image_size
         self.resize = resize
         self.n_jobs = n_jobs
         self.cache = cache
+        self.normalize = normalize
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -190,13 +208,16 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         self._validate_params()
         target_hw = self._target_size()
         paths = check_paths(X)
-        return load_images(
+        images = load_images(
             paths,
             target_hw,
             self.resize,
             n_threads=thread_count(self.n_jobs),
             use_cache=self.cache,
         )
+        if self.normalize == "equalize":
+            equalize(images)
+        return images
 
     def _target_size(self):
         """Return ``image_size`` as ``(height, width)``, checking every side."""

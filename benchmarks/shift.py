@@ -1,0 +1,301 @@
+"""How the recipe of ``pneumoclf train`` holds up under shifts a new site would bring.
+
+The images are split by patient into train / val / test parts (70 / 15 / 15, as in
+``quality.py``). Each recipe is trained on the train part (the classifier holds out
+its own validation share of it, by patient, to stop early, calibrate and choose its
+threshold) and judged, at the threshold it chose itself, on the test part:
+
+* as it is, and under **acquisition shifts** applied to each test file at its full
+  resolution before loading: gamma, contrast, exposure, blur, noise, a lower
+  resolution, strong JPEG re-encoding, a black border and a tighter crop;
+* under **prevalence shifts**: the test part resampled to 62.5% pneumonia (the
+  official test split's share) and to 10%; recall and specificity do not depend on
+  the share, the calibration does;
+* on **held-out subgroups**: trained again without one naming series of the data
+  (the ``NORMAL2-IM-*`` normals, or the viral pneumonias) and tested on that
+  series' test patients against the other class's test images.
+
+Reported per shift: ROC AUC, recall and specificity at the recipe's threshold,
+expected calibration error (10 equal-width bins) and Brier score, and the worst
+case over the shifts. ``--recipe`` picks named variants (see ``RECIPES``); ``--val``
+judges on the val part instead, to choose between recipes without looking at the
+test part.
+
+Run from the repository root::
+
+    python benchmarks/shift.py --seeds 0 --recipes previous current
+
+Writes ``shift.json`` and ``shift.md`` into ``--out``.
+"""
+
+import io
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter, ImageOps
+from quality import SPLIT_SIZES, common_parser, machine, parse_overrides, write_results
+
+from pneumoclf import load_chest_xray, patient_split
+from pneumoclf.metrics import clinical_report
+from pneumoclf.recipes import make_pipeline
+
+#: Recipe variants, as pipeline parameters on top of ``make_pipeline()``.
+RECIPES = {
+    # The recipe before calibration and loss-based early stopping.
+    "previous": {"cnn__monitor": "auc", "cnn__calibration": None},
+    # What make_pipeline() ships now.
+    "current": {},
+    "recall_97": {"cnn__target_recall": 0.97},
+    "equalize": {"load__normalize": "equalize"},
+    "balanced": {"cnn__class_weight": "balanced"},
+    "equalize_balanced": {
+        "load__normalize": "equalize",
+        "cnn__class_weight": "balanced",
+    },
+}
+
+
+def _gamma(value):
+    return lambda gray: gray.point(lambda v: 255 * (v / 255) ** value)
+
+
+def _contrast(factor):
+    return lambda gray: gray.point(lambda v: 128 + factor * (v - 128))
+
+
+def _exposure(offset):
+    return lambda gray: gray.point(lambda v: v + 255 * offset)
+
+
+def _blur(gray):
+    return gray.filter(ImageFilter.GaussianBlur(radius=gray.width / 150))
+
+
+def _noise(gray, seed=0):
+    rng = np.random.default_rng(seed)
+    pixels = np.asarray(gray, dtype=np.float64)
+    noisy = pixels + rng.normal(0, 0.05 * 255, pixels.shape)
+    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
+
+
+def _low_resolution(gray):
+    small = gray.resize((gray.width // 4, gray.height // 4), Image.Resampling.BILINEAR)
+    return small.resize(gray.size, Image.Resampling.BILINEAR)
+
+
+def _jpeg(gray):
+    buffer = io.BytesIO()
+    gray.save(buffer, format="JPEG", quality=20)
+    buffer.seek(0)
+    return Image.open(buffer).copy()
+
+
+def _border(gray):
+    margin = gray.width // 10
+    return ImageOps.expand(
+        gray.resize((gray.width - 2 * margin, gray.height - 2 * margin)),
+        border=margin,
+        fill=0,
+    )
+
+
+def _crop(gray):
+    margin = gray.width // 10
+    return gray.crop((margin, margin, gray.width - margin, gray.height - margin))
+
+
+#: Acquisition shifts: each turns an 8-bit grayscale picture into another.
+SHIFTS = {
+    "gamma 0.7": _gamma(0.7),
+    "gamma 1.4": _gamma(1.4),
+    "contrast 0.7": _contrast(0.7),
+    "exposure +0.1": _exposure(0.1),
+    "blur": _blur,
+    "noise 5%": _noise,
+    "resolution / 4": _low_resolution,
+    "JPEG q20": _jpeg,
+    "border 10%": _border,
+    "crop 10%": _crop,
+}
+PREVALENCES = (0.625, 0.10)
+SUBGROUPS = {
+    "NORMAL2 normals": (0, lambda path: Path(path).name.startswith("NORMAL2-")),
+    "viral pneumonia": (1, lambda path: "_virus_" in Path(path).name),
+}
+
+
+def expected_calibration_error(y, score, n_bins=10):
+    """Mean gap between predicted and observed pneumonia share, over 10 bins."""
+    bins = np.minimum((score * n_bins).astype(int), n_bins - 1)
+    gaps = [
+        abs(score[bins == b].mean() - y[bins == b].mean()) * np.mean(bins == b)
+        for b in range(n_bins)
+        if np.any(bins == b)
+    ]
+    return float(np.sum(gaps))
+
+
+def figures(y, score, threshold):
+    """AUC, recall and specificity at ``threshold``, ECE and Brier score."""
+    report = clinical_report(y, score, threshold)
+    return {
+        "roc_auc": report["roc_auc"],
+        "recall": report["recall"],
+        "specificity": report["specificity"],
+        "ece": expected_calibration_error(y, score),
+        "brier": float(np.mean((score - y) ** 2)),
+        "n": len(y),
+    }
+
+
+def shifted_copies(paths, shift, folder):
+    """Write each file with ``shift`` applied, as PNG; return the new paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for i, path in enumerate(paths):
+        with Image.open(path) as image:
+            gray = ImageOps.exif_transpose(image).convert("L")
+        copy = folder / f"{i}.png"
+        shift(gray).convert("L").save(copy)
+        copies.append(str(copy))
+    return copies
+
+
+def with_prevalence(y, share, seed):
+    """Indices of a resample of ``y`` whose pneumonia share is ``share``."""
+    rng = np.random.default_rng(seed)
+    normal, pneumonia = np.flatnonzero(y == 0), np.flatnonzero(y == 1)
+    # Keep as many images as the scarcer side allows.
+    n_pneumonia = min(len(pneumonia), round(len(normal) * share / (1 - share)))
+    n_normal = min(len(normal), round(n_pneumonia * (1 - share) / share))
+    return np.concatenate(
+        [rng.choice(normal, n_normal, replace=False),
+         rng.choice(pneumonia, n_pneumonia, replace=False)]
+    )  # fmt: skip
+
+
+def fit_recipe(recipe, data, train, seed, overrides):
+    pipe = make_pipeline(cnn__random_state=seed, **RECIPES[recipe], **overrides)
+    start = time.perf_counter()
+    pipe.fit(data.paths[train], data.target[train], cnn__groups=data.groups[train])
+    return pipe, time.perf_counter() - start
+
+
+def study(recipe, data, seed, judged_on, overrides):
+    """Every shift's figures for one recipe trained on one split."""
+    train, val, test = patient_split(
+        data.paths, data.target, groups=data.groups, sizes=SPLIT_SIZES,
+        random_state=seed,
+    )  # fmt: skip
+    judged = {"val": val, "test": test}[judged_on]
+    pipe, seconds = fit_recipe(recipe, data, train, seed, overrides)
+    threshold = pipe[-1].threshold_
+    paths, y = data.paths[judged], data.target[judged]
+    score = pipe.predict_proba(paths)[:, 1]
+    rows = {"none": figures(y, score, threshold)}
+    with tempfile.TemporaryDirectory() as folder:
+        for name, shift in SHIFTS.items():
+            copies = shifted_copies(paths, shift, Path(folder) / name)
+            rows[name] = figures(y, pipe.predict_proba(copies)[:, 1], threshold)
+    for share in PREVALENCES:
+        resample = with_prevalence(y, share, seed)
+        rows[f"prevalence {share:.1%}"] = figures(
+            y[resample], score[resample], threshold
+        )
+    for name, (label, member) in SUBGROUPS.items():
+        in_group = np.array([member(p) for p in data.paths])
+        sub_pipe, _ = fit_recipe(recipe, data, train[~in_group[train]], seed, overrides)
+        tested = judged[(data.target[judged] != label) | in_group[judged]]
+        sub_score = sub_pipe.predict_proba(data.paths[tested])[:, 1]
+        rows[f"unseen {name}"] = figures(
+            data.target[tested], sub_score, sub_pipe[-1].threshold_
+        )
+    return {
+        "seed": seed,
+        "threshold": threshold,
+        "n_epochs": pipe[-1].n_epochs_,
+        "fit_seconds": seconds,
+        "shifts": rows,
+    }
+
+
+def worst_case(rows):
+    shifted = {name: row for name, row in rows.items() if name != "none"}
+    return {
+        "roc_auc": min(row["roc_auc"] for row in shifted.values()),
+        "recall": min(row["recall"] for row in shifted.values()),
+        "specificity": min(row["specificity"] for row in shifted.values()),
+        "ece": max(row["ece"] for row in shifted.values()),
+        "brier": max(row["brier"] for row in shifted.values()),
+    }
+
+
+def markdown(result):
+    lines = [
+        "# Recipe under shift",
+        "",
+        f"Judged on the {result['judged_on']} part of patient-grouped splits "
+        f"(seeds {result['seeds']}), at each recipe's own threshold. Command: "
+        f"`{result['command']}`. Machine: {result['machine']['cpu']}.",
+        "",
+    ]
+    for recipe, runs in result["recipes"].items():
+        lines += [f"## {recipe}", ""]
+        for run in runs:
+            lines += [
+                f"Seed {run['seed']}: threshold {run['threshold']:.3f}, "
+                f"{run['n_epochs']} epochs, {run['fit_seconds']:.0f} s to train.",
+                "",
+                "| shift | AUC | recall | specificity | ECE | Brier |",
+                "|---|---|---|---|---|---|",
+            ]
+            rows = {**run["shifts"], "worst case": run["worst_case"]}
+            for name, row in rows.items():
+                lines.append(
+                    f"| {name} | {row['roc_auc']:.4f} | {row['recall']:.2%} | "
+                    f"{row['specificity']:.2%} | {row['ece']:.3f} | "
+                    f"{row['brier']:.3f} |"
+                )
+            lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = common_parser(__doc__.split("\n\n")[0], seeds=[0])
+    parser.add_argument("--recipes", nargs="+", default=["previous", "current"])
+    parser.add_argument("--val", action="store_true", help="judge on the val part")
+    parser.add_argument("--name", default="shift", help="output file stem")
+    args = parser.parse_args(argv)
+    data = load_chest_xray(args.data)
+    overrides = {
+        "load__image_size": args.image_size,
+        **{f"cnn__{k}": v for k, v in parse_overrides(args.overrides).items()},
+    }
+    judged_on = "val" if args.val else "test"
+    result = {
+        "command": shlex.join(["python", "benchmarks/shift.py", *sys.argv[1:]]),
+        "machine": machine(),
+        "seeds": args.seeds,
+        "judged_on": judged_on,
+        "overrides": {k: repr(v) for k, v in overrides.items()},
+        "recipes": {},
+    }
+    for recipe in args.recipes:
+        runs = []
+        for seed in args.seeds:
+            run = study(recipe, data, seed, judged_on, overrides)
+            run["worst_case"] = worst_case(run["shifts"])
+            runs.append(run)
+            print(
+                f"{recipe} seed {seed}: done in {run['fit_seconds']:.0f} s", flush=True
+            )
+        result["recipes"][recipe] = runs
+        write_results(args.out, args.name, result, markdown(result))
+
+
+if __name__ == "__main__":
+    main()
