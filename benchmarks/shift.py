@@ -10,7 +10,8 @@ threshold) and judged, at the threshold it chose itself, on the test part:
   resolution, strong JPEG re-encoding, a black border and a tighter crop;
 * under **prevalence shifts**: the test part resampled to 62.5% pneumonia (the
   official test split's share) and to 10%; recall and specificity do not depend on
-  the share, the calibration does;
+  the share, the calibration does, so a calibrated recipe is also judged when told
+  the share (``prevalence=``);
 * on **held-out subgroups**: trained again without one naming series of the data
   (the ``NORMAL2-IM-*`` normals, or the viral pneumonias) and tested on that
   series' test patients against the other class's test images.
@@ -45,12 +46,27 @@ from pneumoclf.recipes import make_pipeline
 
 #: Recipe variants, as pipeline parameters on top of ``make_pipeline()``.
 RECIPES = {
-    # The recipe before calibration and loss-based early stopping.
-    "previous": {"cnn__monitor": "auc", "cnn__calibration": None},
+    # The recipe before calibration, loss-based early stopping and its augmentation.
+    "previous": {
+        "cnn__monitor": "auc",
+        "cnn__calibration": None,
+        "cnn__zoom": 0.1,
+        "cnn__shift": 0.05,
+        "cnn__contrast": 0.1,
+    },
+    # Calibration and loss-based early stopping, with the previous augmentation.
+    "calibrated": {"cnn__zoom": 0.1, "cnn__shift": 0.05, "cnn__contrast": 0.1},
     # What make_pipeline() ships now.
     "current": {},
     "recall_97": {"cnn__target_recall": 0.97},
     "equalize": {"load__normalize": "equalize"},
+    # Stronger geometric and photometric augmentation: framing and exposure vary.
+    "augmented": {"cnn__zoom": 0.2, "cnn__shift": 0.1, "cnn__contrast": 0.3},
+    "equalize_augmented": {
+        "load__normalize": "equalize",
+        "cnn__zoom": 0.2,
+        "cnn__shift": 0.1,
+    },
     "balanced": {"cnn__class_weight": "balanced"},
     "equalize_balanced": {
         "load__normalize": "equalize",
@@ -178,6 +194,15 @@ def with_prevalence(y, share, seed):
     )  # fmt: skip
 
 
+def told_prevalence(pipe, share, paths):
+    """Scores and threshold of the pipeline told that pneumonia has share ``share``."""
+    pipe[-1].set_params(prevalence=share)
+    try:
+        return pipe.predict_proba(paths)[:, 1], pipe[-1].threshold_
+    finally:
+        pipe[-1].set_params(prevalence=None)
+
+
 def fit_recipe(recipe, data, train, seed, overrides):
     pipe = make_pipeline(cnn__random_state=seed, **RECIPES[recipe], **overrides)
     start = time.perf_counter()
@@ -206,6 +231,12 @@ def study(recipe, data, seed, judged_on, overrides):
         rows[f"prevalence {share:.1%}"] = figures(
             y[resample], score[resample], threshold
         )
+        if pipe[-1].calibration_ is not None:
+            # The same images, the model told the new share (prevalence=share).
+            told_score, told_threshold = told_prevalence(pipe, share, paths[resample])
+            rows[f"prevalence {share:.1%}, told"] = figures(
+                y[resample], told_score, told_threshold
+            )
     for name, (label, member) in SUBGROUPS.items():
         in_group = np.array([member(p) for p in data.paths])
         sub_pipe, _ = fit_recipe(recipe, data, train[~in_group[train]], seed, overrides)

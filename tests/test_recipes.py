@@ -26,7 +26,10 @@ def test_the_recipe_sets_what_it_lists_on_top_of_the_defaults():
         for name, value in pipe.named_steps["cnn"].get_params().items()
         if value != defaults[name]
     }
-    assert changed == {"threshold", "target_recall", "dropout", "calibration"}
+    assert changed == {
+        "threshold", "target_recall", "dropout", "calibration", "zoom", "shift",
+        "contrast",
+    }  # fmt: skip
     assert pipe.named_steps["cnn"].target_recall == TARGET_RECALL
     assert pipe.named_steps["cnn"].dropout == DROPOUT
     assert pipe.named_steps["load"].image_size == IMAGE_SIZE
