@@ -474,6 +474,12 @@ def _with(values, position, value):
          r"greater one, 'NORMAL ', would be taken as pneumonia"),
         (X12, labels(Y, "normal", "PNEUMONIA"), ValueError,
          r"greater one, 'normal', would be taken as pneumonia"),
+        (X12, labels(Y, "NORMAL", "BACTERIA"), ValueError,
+         r"'BACTERIA' and 'NORMAL': .* greater one, 'NORMAL', would be taken"),
+        (X12, labels(Y, "Normal", "Abnormal"), ValueError,
+         r"greater one, 'Normal', would be taken as pneumonia"),
+        (X12, labels(Y, "VIRAL", "PNEUMONIA"), ValueError,
+         r"'PNEUMONIA' and 'VIRAL': .* greater one, 'VIRAL', would be taken"),
         (X12, _with(Y, 3, None), ValueError, "missing labels .* at positions 3"),
         (X12, np.where(Y == 1, 1.0, np.nan), ValueError,
          "missing labels .* at positions 0, 2, 4"),
@@ -489,7 +495,8 @@ def _with(values, position, value):
         (sp.csr_matrix(X12.reshape(12, -1)), Y, TypeError, "dense data is required"),
         (np.where(X12 > 0.9, np.nan, X12), Y, ValueError, "NaN"),
     ],
-    ids=["whitespace-labels", "case-labels", "none-label", "nan-labels",
+    ids=["whitespace-labels", "case-labels", "bacteria-labels", "abnormal-labels",
+         "pneumonia-first-labels", "none-label", "nan-labels",
          "mixed-labels", "two-column-y", "lengths", "empty", "one-sample",
          "three-classes", "zero-width", "sparse", "nan-pixels"],
 )  # fmt: skip
@@ -557,6 +564,8 @@ def test_a_dataframe_is_a_table_whose_column_names_are_checked(held_out_images):
         {"patience": 0}, {"class_weight": "auto"}, {"rotation": 0.6},
         {"zoom": 1.0}, {"shift": -0.1}, {"contrast": 1.5}, {"target_recall": 0.0},
         {"callbacks": "early"}, {"callbacks": [object()]},
+        {"class_weight": {0: -1.0, 1: 1.0}}, {"class_weight": {0: 0.0, 1: 0.0}},
+        {"class_weight": {0: np.nan, 1: 1.0}}, {"class_weight": {0: "1", 1: 1.0}},
         {"random_state": "seed"}, {"verbose": -1}, {"threshold": np.nan},
     ],
     ids=str,
@@ -661,3 +670,36 @@ def test_early_stopping_on_the_loss_keeps_a_trained_network(data):
         spreads[monitor] = np.ptp(clf.predict_proba(X)[:, 1])
     assert spreads["loss"] > spreads["auc"]
     assert spreads["loss"] > 0.5
+
+
+# ------------------------------------------------------------- broken training runs
+
+
+def test_a_diverging_training_is_refused_not_saved(data):
+    X, y = data
+    clf = PneumoniaCNNClassifier(
+        learning_rate=1e6, early_stopping=False, threshold=0.5, **FAST
+    )
+    with pytest.raises(ValueError, match=r"Training (diverged|failed).*learning_rate"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "model_")
+
+
+def test_a_network_whose_output_is_nan_refuses_to_predict(awkward_classifier, data):
+    import copy
+
+    X, _ = data
+    broken = copy.copy(awkward_classifier)
+    broken.model_ = keras_clone_with_nan_bias(awkward_classifier.model_)
+    with pytest.raises(ValueError, match=r"output is NaN or infinite for \d+ of"):
+        broken.predict(X[:4])
+
+
+def keras_clone_with_nan_bias(model):
+    import keras
+
+    clone_ = keras.models.clone_model(model)
+    weights = clone_.get_weights()
+    weights[-1] = np.full_like(weights[-1], np.nan)
+    clone_.set_weights(weights)
+    return clone_

@@ -392,6 +392,8 @@ def corrupt_model(tmp_path_factory):
         (["evaluate", "{tmp}/absent.pneumoclf", "{data}"], "{tmp}/absent.pneumoclf"),
         (["evaluate", "{corrupt}", "{data}"], "not a pneumoclf model file"),
         (["predict", "{model}", "{tmp}/absent.jpeg"], "absent.jpeg: file not found"),
+        (["train", "{data}", "-o", "{tmp}/m", "--learning-rate", "1e6", "--epochs", "2",
+          "--image-size", "16", "--threshold", "0.5", "--quiet"], "Training "),
     ],
 )  # fmt: skip
 def test_failures_exit_1_with_a_message(

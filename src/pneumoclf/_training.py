@@ -9,7 +9,7 @@ automatic threshold, the seed, and the checks of image arrays.
 import functools
 import hashlib
 import warnings
-from numbers import Integral
+from numbers import Integral, Real
 from typing import NamedTuple
 
 import keras
@@ -27,6 +27,11 @@ from .model_selection import patient_split
 
 #: Smallest validation part, in images of each class, worth monitoring.
 MIN_VALIDATION_PER_CLASS = 2
+
+# Training images a fitted network is checked on, and the least spread of their
+# scores that shows it tells images apart.
+_COLLAPSE_SAMPLE = 256
+_COLLAPSE_SPREAD = 1e-6
 
 # How far pixels may stray from [0, 1] (rounding after a rescaling) before the
 # input is taken for unscaled images.
@@ -93,6 +98,7 @@ def train_network(classifier, X, y, *, sample_weight, groups, seed):
         classifier, image_shape=X.shape[1:], seed=seed, groups=groups
     )
     trainer.fit(X, y, sample_weight=sample_weight)
+    _check_trained(trainer.model_, X, classifier.batch_size)
     return TrainedNetwork(
         model=trainer.model_,
         classes=trainer.classes_,
@@ -232,6 +238,42 @@ class _ScikerasTrainer(KerasClassifier):
             self.chosen_threshold_ = float(threshold)
 
 
+def _check_trained(model, X, batch_size):
+    """Refuse a training that diverged or collapsed, rather than save a broken model.
+
+    A network with NaN weights, or one that gives different images the same
+    output, would call every X-ray the same, most often NORMAL: the worst silent
+    failure of a recall-first screening.
+    """
+    broken = [w.name for w in model.weights if not np.all(np.isfinite(w.numpy()))]
+    if broken:
+        raise ValueError(
+            f"Training diverged: the network's weights hold NaN or infinite values "
+            f"(in {', '.join(broken[:3])}). Lower learning_rate and train again."
+        )
+    sample = X[: min(len(X), _COLLAPSE_SAMPLE)]
+    scores = network_scores(model, sample, batch_size)
+    check_scores(scores)
+    images_differ = not np.all(sample == sample[:1])
+    if images_differ and np.ptp(scores) < _COLLAPSE_SPREAD:
+        raise ValueError(
+            f"Training failed: the network gives every training image the same "
+            f"pneumonia probability ({float(scores[0]):.4g}), so it cannot tell "
+            "NORMAL from PNEUMONIA. Lower learning_rate and train again."
+        )
+
+
+def check_scores(scores):
+    """Refuse network outputs that are not probabilities (a broken network)."""
+    n_bad = int(np.count_nonzero(~np.isfinite(scores)))
+    if n_bad:
+        raise ValueError(
+            f"The network's output is NaN or infinite for {n_bad} of {len(scores)} "
+            "images: the model is broken (a training that diverged, or damaged "
+            "weights). Train it again."
+        )
+
+
 def needs_validation(classifier):
     """Whether ``classifier``'s settings need a validation part."""
     return (
@@ -305,6 +347,22 @@ def _callbacks(classifier, *, monitored):
             )
         )
     return callbacks
+
+
+def check_class_weight(class_weight):
+    """Refuse class weights that are negative, zero for every class, or not finite."""
+    if not isinstance(class_weight, dict):
+        return
+    weights = list(class_weight.values())
+    if not all(
+        isinstance(w, Real) and not isinstance(w, bool) and np.isfinite(w) and w >= 0
+        for w in weights
+    ) or not any(w > 0 for w in weights):
+        raise InvalidParameterError(
+            "The 'class_weight' parameter of PneumoniaCNNClassifier must give each "
+            "class a finite, non-negative weight, and some class a positive one; got "
+            f"{class_weight!r}."
+        )
 
 
 def check_callbacks(callbacks):

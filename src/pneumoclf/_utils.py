@@ -39,20 +39,23 @@ def check_no_missing_labels(y, name, *, noun="label"):
 
 
 def check_label_order(labels, name):
-    """Refuse spellings of NORMAL and PNEUMONIA that would make NORMAL the greater.
+    """Refuse labels whose sorted order would make NORMAL the pneumonia class.
 
-    The greater label in sorted order is taken as pneumonia, so stray spaces or
-    mixed case (``" PNEUMONIA" < "NORMAL"``, ``"PNEUMONIA" < "normal"``) would
-    silently swap the two classes.
+    The greater label in sorted order is taken as pneumonia. A NORMAL label that
+    sorts last (``"BACTERIA" < "NORMAL"``; stray spaces or mixed case, as in
+    ``" PNEUMONIA" < "NORMAL"`` or ``"PNEUMONIA" < "normal"``), or a PNEUMONIA
+    label that sorts first, would silently swap the two classes.
     """
     if len(labels) != 2 or not all(isinstance(label, str) for label in labels):
         return
-    if [label.strip().upper() for label in labels] == ["PNEUMONIA", "NORMAL"]:
-        first, second = (str(label) for label in labels)
+    first, second = (str(label) for label in labels)
+    if second.strip().upper() == "NORMAL" or first.strip().upper() == "PNEUMONIA":
         raise ValueError(
             f"The labels of {name} are {first!r} and {second!r}: in sorted order the "
-            f"greater one, {second!r}, would be taken as pneumonia. Remove stray "
-            "spaces and use one case, for example np.char.upper(np.char.strip(y))."
+            f"greater one, {second!r}, would be taken as pneumonia. Name the classes "
+            "so that pneumonia sorts last, for example 'NORMAL' and 'PNEUMONIA' "
+            "(without stray spaces, in one case: np.char.upper(np.char.strip(y))), "
+            "or use 0 and 1."
         )
 
 

@@ -313,6 +313,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
             The fitted classifier.
         """
         _training.check_callbacks(self.callbacks)
+        _training.check_class_weight(self.class_weight)
         X, y = validate_data(
             self,
             X,
@@ -366,6 +367,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         X = self._validate_images(X)
         scores = _training.network_scores(self.model_, X, self.batch_size)
+        _training.check_scores(scores)
         pneumonia = self._deployed(calibrated(scores, self.calibration_))
         return np.column_stack([1.0 - pneumonia, pneumonia])
 
