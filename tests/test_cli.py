@@ -588,3 +588,24 @@ def test_settings_that_moved_to_the_library_warn_and_are_the_same(name, home):
     with pytest.warns(FutureWarning, match=f"moved to pneumoclf.{home}.{name}"):
         value = getattr(cli, name)
     assert value == getattr(importlib.import_module(f"pneumoclf.{home}"), name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["=cmd.png", "+1.png", "-scan.png", "@sum.png", "line\rbreak.png", "a,b\n.png"],
+)
+def test_predict_csv_is_safe_in_a_spreadsheet_and_keeps_one_row_per_file(
+    trained, tmp_path, monkeypatch, capsys, name
+):
+    Image.new("L", (16, 16), 100).save(tmp_path / name, format="PNG")
+    monkeypatch.chdir(tmp_path)
+    status, out, _ = _run(capsys, "predict", trained[1], "--", name)
+    assert status == 0
+    # Read back as a spreadsheet would: rows split at any line break outside quotes.
+    rows = list(csv.reader(io.StringIO(out, newline="")))
+    assert len(rows) == 2
+    path = rows[1][0]
+    if name[0] in "=+-@":
+        assert path == "'" + name
+    else:
+        assert path == name

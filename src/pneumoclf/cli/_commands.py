@@ -292,11 +292,32 @@ def _nan_to_none(summary):
 
 
 def _rows_as_csv(rows):
+    """Rows as CSV that a spreadsheet opens safely and reads back row for row.
+
+    A path that starts like a formula (``=``, ``+``, ``-``, ``@``, tab, carriage
+    return) gets a leading apostrophe, as OWASP advises against CSV injection; a
+    row whose path holds a carriage return is quoted whole, which the csv module
+    does not do for a lone ``\r``.
+    """
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
+    fields = list(rows[0])
+    plain = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    quoted = csv.DictWriter(
+        buffer, fieldnames=fields, lineterminator="\n", quoting=csv.QUOTE_ALL
+    )
+    plain.writeheader()
+    for row in rows:
+        row = {**row, "path": _spreadsheet_safe(row["path"])}
+        (quoted if "\r" in row["path"] else plain).writerow(row)
     return buffer.getvalue()
+
+
+# What spreadsheets read as the start of a formula.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _spreadsheet_safe(text):
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
 def _rows_as_json(rows):
