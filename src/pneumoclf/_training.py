@@ -80,11 +80,7 @@ def train_network(classifier, X, y, *, sample_weight, groups, seed):
     -------
     TrainedNetwork
     """
-    if classifier.prevalence is not None and classifier.calibration is None:
-        raise ValueError(
-            f"prevalence={classifier.prevalence} needs calibrated probabilities: set "
-            "calibration='platt' or 'temperature'."
-        )
+    check_prevalence(classifier.prevalence, classifier.calibration)
     if sample_weight is not None:
         # scikeras drops zero-weight images itself, which would misalign groups.
         kept = sample_weight != 0
@@ -271,6 +267,15 @@ def check_scores(scores):
             f"The network's output is NaN or infinite for {n_bad} of {len(scores)} "
             "images: the model is broken (a training that diverged, or damaged "
             "weights). Train it again."
+        )
+
+
+def check_prevalence(prevalence, calibration):
+    """Refuse a deployment prevalence for probabilities that are not calibrated."""
+    if prevalence is not None and calibration is None:
+        raise ValueError(
+            f"prevalence={prevalence} needs calibrated probabilities: fit with "
+            "calibration='platt' or 'temperature'."
         )
 
 

@@ -412,11 +412,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
 
     def _deployed(self, probabilities):
         """Calibrated probabilities moved to ``prevalence``, when it is set."""
-        if self.prevalence is not None and self.calibration_ is None:
-            raise ValueError(
-                f"prevalence={self.prevalence} needs calibrated probabilities: fit "
-                "with calibration='platt' or 'temperature'."
-            )
+        _training.check_prevalence(self.prevalence, self.calibration_)
         return with_prevalence(
             probabilities, trained=self.training_prevalence_, deployed=self.prevalence
         )

@@ -28,6 +28,7 @@ from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import check_consistent_length, column_or_1d
 
 from ._utils import check_label_order, check_no_missing_labels
+from ._utils import is_pneumonia as decide_pneumonia
 
 __all__ = [
     "choose_threshold",
@@ -573,7 +574,7 @@ def clinical_report(y_true, y_score, threshold=0.5, *, pos_label=None):
     """
     _check_fraction("threshold", threshold)
     is_pneumonia, y_score = _pneumonia_mask_and_scores(y_true, y_score, pos_label)
-    predicted = y_score >= threshold
+    predicted = decide_pneumonia(y_score, threshold)
     tn, fp, fn, tp = (
         int(count)
         for count in confusion_matrix(

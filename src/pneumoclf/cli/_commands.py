@@ -240,12 +240,10 @@ def _checked_pipeline(args, options, **params):
             continue
         step_name, name = parameter.split("__", 1)
         step = pipeline.named_steps[step_name]
-        previous = step.get_params()[name]
         step.set_params(**{name: value})
         try:
             step._validate_params()
         except InvalidParameterError as error:
-            step.set_params(**{name: previous})
             flag = "--" + option.replace("_", "-")
             raise UsageError(f"argument {flag}: {error}") from None
     return pipeline
