@@ -609,3 +609,22 @@ def test_predict_csv_is_safe_in_a_spreadsheet_and_keeps_one_row_per_file(
         assert path == "'" + name
     else:
         assert path == name
+
+
+def test_train_saves_no_model_that_learned_nothing(
+    data_dir, tmp_path, capsys, monkeypatch
+):
+    from pneumoclf import _training
+
+    def same_for_all(model, images, batch_size):
+        return np.full(len(images), 0.5, dtype=np.float32)
+
+    monkeypatch.setattr(_training, "network_scores", same_for_all)
+    status, _, err = _run(
+        capsys, "train", data_dir, "-o", tmp_path / "m.pneumoclf",
+        "--epochs", "1", "--image-size", "16", "--quiet",
+    )  # fmt: skip
+    assert status == 1
+    assert "Training failed: The network gives every training image the same" in err
+    assert err.rstrip().endswith("Nothing was saved.")
+    assert list(tmp_path.iterdir()) == []

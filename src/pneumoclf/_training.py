@@ -38,6 +38,10 @@ _COLLAPSE_SPREAD = 1e-6
 _UNIT_RANGE_SLACK = 1e-3
 
 
+class UntrainedNetworkWarning(UserWarning):
+    """A fit ended with a network that gives every training image the same output."""
+
+
 class TrainedNetwork(NamedTuple):
     """What one training run gives the public classifier."""
 
@@ -48,7 +52,7 @@ class TrainedNetwork(NamedTuple):
     chosen_threshold: float | None
     calibration: tuple | None
     prevalence: float
-    warnings: tuple  # messages the public class warns with, at its caller
+    warnings: tuple  # messages or warnings the public class warns with, at its caller
 
 
 def draw_seed(random_state):
@@ -94,7 +98,7 @@ def train_network(classifier, X, y, *, sample_weight, groups, seed):
         classifier, image_shape=X.shape[1:], seed=seed, groups=groups
     )
     trainer.fit(X, y, sample_weight=sample_weight)
-    _check_trained(trainer.model_, X, classifier.batch_size)
+    trainer.warnings_.extend(_check_trained(trainer.model_, X, classifier.batch_size))
     return TrainedNetwork(
         model=trainer.model_,
         classes=trainer.classes_,
@@ -235,11 +239,18 @@ class _ScikerasTrainer(KerasClassifier):
 
 
 def _check_trained(model, X, batch_size):
-    """Refuse a training that diverged or collapsed, rather than save a broken model.
+    """Refuse a training that diverged; return a warning if it learned nothing.
 
     A network with NaN weights, or one that gives different images the same
     output, would call every X-ray the same, most often NORMAL: the worst silent
-    failure of a recall-first screening.
+    failure of a recall-first screening. NaN weights are an error. A network that
+    gives every image the same output may still be what a search's briefest trial
+    leaves, so it is a warning.
+
+    Returns
+    -------
+    list of UntrainedNetworkWarning
+        The warning, when the outputs do not differ.
     """
     broken = [w.name for w in model.weights if not np.all(np.isfinite(w.numpy()))]
     if broken:
@@ -252,11 +263,13 @@ def _check_trained(model, X, batch_size):
     check_scores(scores)
     images_differ = not np.all(sample == sample[:1])
     if images_differ and np.ptp(scores) < _COLLAPSE_SPREAD:
-        raise ValueError(
-            f"Training failed: the network gives every training image the same "
-            f"pneumonia probability ({float(scores[0]):.4g}), so it cannot tell "
-            "NORMAL from PNEUMONIA. Lower learning_rate and train again."
+        message = (
+            f"The network gives every training image the same pneumonia "
+            f"probability ({float(scores[0]):.4g}): it has not learned to tell NORMAL "
+            "from PNEUMONIA. Train longer, or lower learning_rate if it diverged."
         )
+        return [UntrainedNetworkWarning(message)]
+    return []
 
 
 def check_scores(scores):

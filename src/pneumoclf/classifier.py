@@ -347,7 +347,8 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         self.calibration_ = network.calibration
         self.training_prevalence_ = network.prevalence
         for message in network.warnings:
-            # The caller of fit, past scikit-learn's _fit_context wrapper.
+            # The caller of fit, past scikit-learn's _fit_context wrapper; a
+            # Warning instance keeps its own category.
             warnings.warn(message, UserWarning, stacklevel=3)
         return self
 

@@ -10,6 +10,7 @@ import json
 import math
 import sys
 import time
+import warnings
 
 from .._utils import atomic_open, is_pneumonia
 from ..recipes import (
@@ -102,7 +103,7 @@ def run_train(args):
             f"Training on {_describe_counts(data.target)} from {args.data_dir}, "
             f"resized to {args.image_size}x{args.image_size}:"
         )
-    pipeline.fit(data.paths, _labels(data), cnn__groups=data.groups)
+    _fit_trained(pipeline, data.paths, _labels(data), cnn__groups=data.groups)
     save_model(pipeline, args.output)
     classifier = pipeline[-1]
     if not args.quiet:
@@ -247,6 +248,18 @@ def _checked_pipeline(args, options, **params):
             flag = "--" + option.replace("_", "-")
             raise UsageError(f"argument {flag}: {error}") from None
     return pipeline
+
+
+def _fit_trained(pipeline, *args, **params):
+    """Fit, refusing a network that learned nothing: a model to save must work."""
+    from .._training import UntrainedNetworkWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UntrainedNetworkWarning)
+        try:
+            pipeline.fit(*args, **params)
+        except UntrainedNetworkWarning as warning:
+            raise ValueError(f"Training failed: {warning} Nothing was saved.") from None
 
 
 def _describe_study(study, scoring):
