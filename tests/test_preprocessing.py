@@ -1,5 +1,6 @@
 import os
 import pickle
+import shutil
 import struct
 import tracemalloc
 import warnings
@@ -772,6 +773,34 @@ def test_a_modified_file_is_read_again(tmp_path, decode_calls):
     np.testing.assert_allclose(after, 150 / 255, atol=1e-6)
 
 
+@pytest.mark.parametrize("rewrite", ["in-place", "copy2"])
+def test_a_rewrite_that_keeps_size_and_time_is_read_again(
+    tmp_path, decode_calls, rewrite
+):
+    path = gray_file(tmp_path, "same.bmp", 50)
+    replacement = gray_file(tmp_path, "other.bmp", 150)
+    assert path.stat().st_size == replacement.stat().st_size
+    loader = ImageLoader(image_size=4)
+    before = loader.transform([path])
+    status = path.stat()
+
+    if rewrite == "in-place":
+        path.write_bytes(replacement.read_bytes())
+        os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns))
+    else:
+        os.utime(replacement, ns=(status.st_atime_ns, status.st_mtime_ns))
+        shutil.copy2(replacement, path)
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (
+        status.st_size,
+        status.st_mtime_ns,
+    )
+    after = loader.transform([path])
+
+    assert len(decode_calls) == 2
+    np.testing.assert_allclose(before, 50 / 255, atol=1e-6)
+    np.testing.assert_allclose(after, 150 / 255, atol=1e-6)
+
+
 def test_the_cache_bound_is_respected_least_recent_first(tmp_path, decode_calls):
     paths = [gray_file(tmp_path, f"{index}.png", index) for index in range(5)]
     entry_bytes = 8 * 8  # one 8 x 8 image of 8-bit pixels
@@ -1126,6 +1155,23 @@ def corrupt_pixel_stream(folder):
     return path
 
 
+def sparse_jpeg_start(folder):
+    """1 GiB, almost all of it a hole: a JPEG start and nothing a decoder can use."""
+    path = folder / "sparse.jpeg"
+    with path.open("wb") as file:
+        file.write(b"\xff\xd8\xff\xe0")
+        file.truncate(1024**3)
+    return path
+
+
+def padded_jpeg(folder):
+    """A real JPEG header and picture, followed by a 1 GiB hole."""
+    path = save(noisy_image(), folder / "padded.jpeg")
+    with path.open("r+b") as file:
+        file.truncate(1024**3)
+    return path
+
+
 def jpeg_magic_only(folder):
     path = folder / "stub.jpeg"
     path.write_bytes(b"\xff\xd8\xff")
@@ -1140,7 +1186,9 @@ HOSTILE_FILES = [
     (named_pipe, "not a regular file"),
     (zero_width_png, "not an image"),
     (corrupt_pixel_stream, "corrupt or unsupported image"),
-    (jpeg_magic_only, "not an image"),
+    (jpeg_magic_only, "corrupt or truncated JPEG (its header ends early)"),
+    (sparse_jpeg_start, "corrupt JPEG (no complete header in its first 16 MiB)"),
+    (padded_jpeg, "implausibly large for a 64 x 64 JPEG"),
 ]
 
 
@@ -1160,6 +1208,20 @@ def test_hostile_files_are_named_with_their_reason(tmp_path, make_file, reason):
     assert raised.value.failures == [(path, raised.value.failures[0][1])]
     assert reason in raised.value.failures[0][1]
     assert str(raised.value).startswith("1 of 2 images could not be read:")
+
+
+@pytest.mark.parametrize("make_file", [sparse_jpeg_start, padded_jpeg])
+def test_a_huge_jpeg_costs_no_more_than_its_header(tmp_path, make_file):
+    path = make_file(tmp_path)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageLoadError):
+            ImageLoader(image_size=8, cache=False).transform([path])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert peak < 20 * 1024**2
 
 
 def test_a_bomb_is_refused_without_decoding_it(tmp_path):

@@ -145,12 +145,15 @@ def cache_info():
 
 def cache_key(status, target_hw, resize):
     # Device and inode name the file itself, whatever link or relative path leads
-    # to it; size and modification time tell when it was rewritten.
+    # to it; size and modification time tell when it was rewritten, and the
+    # status change time, which no program can set back, when a rewrite kept
+    # both (cp -p, shutil.copy2, os.utime).
     return (
         status.st_dev,
         status.st_ino,
         status.st_size,
         status.st_mtime_ns,
+        status.st_ctime_ns,
         target_hw,
         resize,
     )

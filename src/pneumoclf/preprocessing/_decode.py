@@ -7,7 +7,7 @@ import stat
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from ._jpeg import JPEG_START, decode_plain_jpeg, plain_jpeg_size
+from ._jpeg import JPEG_START, decode_plain_jpeg, jpeg_frame, plain_jpeg_size
 
 _RESAMPLE = Image.Resampling.BILINEAR
 
@@ -24,6 +24,13 @@ _DECOMPRESSION_BOMB_SIGNALS = (
     Image.DecompressionBombError,
     Image.DecompressionBombWarning,
 )
+
+
+# A JPEG's header (markers, tables, EXIF, colour profile) lies in its first bytes,
+# and its compressed picture takes at most a few bytes per sample: a file far
+# beyond both is padded or damaged, and decoding it would scan it all.
+_JPEG_HEAD_BYTES = 16 * 1024**2
+_MAX_JPEG_BYTES_PER_SAMPLE = 8
 
 
 class UnreadableImage(Exception):
@@ -166,10 +173,37 @@ def _decode_plain_jpeg(data, target_hw, resize):
     return decode_plain_jpeg(data, size, output_size(size, target_hw, resize))
 
 
+def _read_plausible_jpeg(file):
+    """The whole JPEG file, once its header and size show it is a real one."""
+    file.seek(0)
+    head = file.read(_JPEG_HEAD_BYTES)
+    frame = jpeg_frame(head)
+    if frame is None and len(head) < _JPEG_HEAD_BYTES:
+        raise UnreadableImage("corrupt or truncated JPEG (its header ends early)")
+    if frame is None:
+        raise UnreadableImage(
+            "corrupt JPEG (no complete header in its first "
+            f"{_JPEG_HEAD_BYTES // 1024**2} MiB)"
+        )
+    width, height, n_channels = frame
+    size = os.fstat(file.fileno()).st_size
+    if size > _JPEG_HEAD_BYTES + _MAX_JPEG_BYTES_PER_SAMPLE * width * height * (
+        n_channels
+    ):
+        raise UnreadableImage(
+            f"implausibly large for a {width} x {height} JPEG ({size} bytes); "
+            "padded or damaged"
+        )
+    if len(head) < _JPEG_HEAD_BYTES:
+        return head
+    file.seek(0)
+    return file.read()
+
+
 def _open_grayscale(file, target_hw, resize):
     """Decode the image in ``file``, upright, as an "L" or a normalised "F" image."""
     if file.read(len(JPEG_START)) == JPEG_START:
-        data = JPEG_START + file.read()
+        data = _read_plausible_jpeg(file)
         gray = _decode_plain_jpeg(data, target_hw, resize)
         if gray is not None:
             return gray

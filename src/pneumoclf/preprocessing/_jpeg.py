@@ -21,6 +21,64 @@ _PLAIN_JPEG_SEGMENTS = frozenset({0xE0, 0xDB, 0xC4, 0xDD, 0xFE})
 _PLAIN_JPEG_FRAMES = frozenset({0xC0, 0xC1, 0xC2})
 
 
+# All frame (start of frame) markers, and the start of the entropy-coded scan.
+_FRAMES = frozenset({*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC),
+                     *range(0xCD, 0xD0)})  # fmt: skip
+_START_OF_SCAN = 0xDA
+# Markers that stand alone, without a length: TEM and the restart markers.
+_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
+
+
+def _segments(data):
+    """``(marker, position)`` of each header segment, up to the start of the scan.
+
+    Stops early at anything that is not a marker where one is due, or at the end
+    of ``data``.
+    """
+    position = 2
+    while position + 4 <= len(data) and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker == 0xFF:  # a fill byte before the marker
+            position += 1
+            continue
+        yield marker, position
+        if marker == _START_OF_SCAN:
+            return
+        if marker in _STANDALONE:
+            position += 2
+        else:
+            position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+
+
+def _frame_header(data, position):
+    """``(precision, width, height, n_channels)`` of the frame segment there."""
+    if position + 10 > len(data):
+        return None
+    precision = data[position + 4]
+    height = int.from_bytes(data[position + 5 : position + 7], "big")
+    width = int.from_bytes(data[position + 7 : position + 9], "big")
+    return precision, width, height, data[position + 9]
+
+
+def jpeg_frame(head):
+    """``(width, height, n_channels)`` of a JPEG whose header lies within ``head``.
+
+    Returns None unless ``head``, the first bytes of the file, holds a frame
+    header and reaches the start of the scan: anything else is not a JPEG its
+    decoder could read without scanning the whole file for markers.
+    """
+    if not head.startswith(JPEG_START):
+        return None
+    frame = None
+    for marker, position in _segments(head):
+        if marker in _FRAMES:
+            frame = _frame_header(head, position)
+        elif marker == _START_OF_SCAN and frame is not None:
+            _, width, height, n_channels = frame
+            return (width, height, n_channels) if width and height else None
+    return None
+
+
 def plain_jpeg_size(data):
     """``(width, height)`` of an 8-bit, 1- or 3-channel JPEG with no extra segments.
 
@@ -28,20 +86,17 @@ def plain_jpeg_size(data):
     """
     if not data.startswith(JPEG_START):
         return None
-    position = 2
-    while position + 10 <= len(data) and data[position] == 0xFF:
-        marker = data[position + 1]
+    for marker, position in _segments(data):
         if marker in _PLAIN_JPEG_FRAMES:
-            precision = data[position + 4]
-            height = int.from_bytes(data[position + 5 : position + 7], "big")
-            width = int.from_bytes(data[position + 7 : position + 9], "big")
-            n_channels = data[position + 9]
+            frame = _frame_header(data, position)
+            if frame is None:
+                return None
+            precision, width, height, n_channels = frame
             if precision == 8 and n_channels in (1, 3) and width and height:
                 return width, height
             return None
         if marker not in _PLAIN_JPEG_SEGMENTS:
             return None
-        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
     return None
 
 

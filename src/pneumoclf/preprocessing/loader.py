@@ -219,6 +219,11 @@ class ImageLoader(TransformerMixin, BaseEstimator):
             equalize(images)
         return images
 
+    @property
+    def image_shape(self):
+        """Shape ``(height, width, 1)`` of each image :meth:`transform` returns."""
+        return (*self._target_size(), 1)
+
     def _target_size(self):
         """Return ``image_size`` as ``(height, width)``, checking every side."""
         sides = self.image_size
