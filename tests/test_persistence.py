@@ -1,12 +1,18 @@
 import contextlib
 import hashlib
+import io
 import json
 import math
 import os
+import pickle
 import re
+import struct
+import tempfile
 import tracemalloc
+import warnings
 import zipfile
 
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -92,8 +98,36 @@ def _fitted_attributes(estimator):
     }
 
 
+def _architecture(network):
+    """The network's layers and their settings, but for names and random seeds."""
+    return [
+        (type(layer).__name__, layer.output.shape, _without_names(layer.get_config()))
+        for layer in network.layers
+    ]
+
+
+def _without_names(config):
+    if not isinstance(config, dict):
+        return config
+    return {
+        key: _without_names(value)
+        for key, value in config.items()
+        if key not in ("name", "seed")
+    }
+
+
 def _assert_same_network(loaded, original):
-    assert json.loads(loaded.to_json()) == json.loads(original.to_json())
+    # The network is rebuilt from the parameters: the same layers, the same
+    # weights and optimiser state, but names and seeds of its own.
+    assert _architecture(loaded) == _architecture(original)
+    assert (
+        loaded.optimizer.get_config()["learning_rate"]
+        == (original.optimizer.get_config()["learning_rate"])
+    )
+    for mine, theirs in zip(
+        loaded.optimizer.variables, original.optimizer.variables, strict=True
+    ):
+        np.testing.assert_array_equal(mine, theirs)
     for mine, theirs in zip(loaded.get_weights(), original.get_weights(), strict=True):
         np.testing.assert_array_equal(mine, theirs)
 
@@ -573,7 +607,9 @@ def test_a_network_with_a_lambda_layer_is_refused_and_never_run(
     members = {"metadata.json": json.dumps(metadata), "model.keras": network}
     path = write_members(tmp_path / "m.pneumoclf", members)
 
-    with pytest.raises(ModelFileError, match=r"(?s)cannot be loaded safely .*Lambda"):
+    # Only weights are read from the file, into the network the parameters
+    # describe: a stored layer is never deserialised, let alone run.
+    with pytest.raises(ModelFileError, match=r"weights do not fit the network"):
         load_model(path)
     assert not marker.exists()
 
@@ -608,7 +644,8 @@ def _set_fitted(key, value):
         (_set_class("top", ["sklearn.pipeline.Pipeline"]), "unknown class"),
         (_set_class("step", None), "unknown class None"),
         (_set_fitted("image_shape_", {"tuple": [8, 8, 1]}),
-         r"takes inputs of shape \(16, 16, 1\), but image_shape_ is \(8, 8, 1\)"),
+         r"makes images of shape \(16, 16, 1\), but the classifier takes "
+         r"image_shape_ \(8, 8, 1\)"),
         (_set_fitted("chosen_threshold_", 7.0),
          r"chosen_threshold_ must be None or a number in \[0, 1\], got 7\.0"),
         (_set_fitted("chosen_threshold_", {"float": "nan"}),
@@ -654,3 +691,404 @@ def test_deeply_nested_metadata_is_refused(awkward_model_file, tmp_path, depth):
     ) as raised:
         load_model(path)
     assert str(path) in str(raised.value)
+
+
+# ------------------------------------------------------- malformed archives
+
+
+def _with_network(awkward_model_file, destination, write_members_into):
+    """A model file whose model.keras is rewritten, its checksum updated."""
+    members = read_members(awkward_model_file)
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as archive:
+        write_members_into(archive, read_members(io.BytesIO(members["model.keras"])))
+    metadata = json.loads(members["metadata.json"])
+    metadata["model_sha256"] = hashlib.sha256(inner.getvalue()).hexdigest()
+    members.update(
+        {"metadata.json": json.dumps(metadata), "model.keras": inner.getvalue()}
+    )
+    return write_members(destination, members)
+
+
+def _set_central_directory(path, name, *, flag_bits=None, method=None):
+    """Patch one member's flags or compression method in the central directory."""
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(name)
+    # The central directory record of the member: its signature, then fields at
+    # fixed offsets, then the file name.
+    start = data.index(b"PK\x01\x02")
+    while data[start + 46 : start + 46 + len(name)] != name.encode():
+        start = data.index(b"PK\x01\x02", start + 4)
+    if flag_bits is not None:
+        struct.pack_into("<H", data, start + 8, info.flag_bits | flag_bits)
+    if method is not None:
+        struct.pack_into("<H", data, start + 10, method)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_duplicate_member_is_refused(awkward_model_file, tmp_path):
+    members = read_members(awkward_model_file)
+    path = tmp_path / "m.pneumoclf"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate name
+        with zipfile.ZipFile(path, "w") as archive:
+            for name, data in members.items():
+                archive.writestr(name, data)
+            archive.writestr("metadata.json", members["metadata.json"])
+
+    with pytest.raises(ModelFileError, match=r"holds metadata\.json more than once"):
+        load_model(path)
+
+
+def test_a_duplicate_member_of_the_network_is_refused(awkward_model_file, tmp_path):
+    def write_twice(archive, members):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for name, data in [*members.items(), *members.items()]:
+                archive.writestr(name, data)
+
+    path = _with_network(awkward_model_file, tmp_path / "m.pneumoclf", write_twice)
+
+    with pytest.raises(ModelFileError, match=r"model\.keras holds .* more than once"):
+        load_model(path)
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        (dict(flag_bits=0x1), r"metadata\.json in the archive is encrypted"),
+        (dict(method=99), r"metadata\.json in the archive uses compression method 99"),
+    ],
+    ids=["encrypted", "unknown-compression"],
+)
+def test_unreadable_members_are_refused_naming_the_file(
+    awkward_model_file, tmp_path, patch, message
+):
+    path = tmp_path / "m.pneumoclf"
+    path.write_bytes(awkward_model_file.read_bytes())
+    _set_central_directory(path, "metadata.json", **patch)
+
+    with pytest.raises(ModelFileError, match=message) as raised:
+        load_model(path)
+    assert str(path) in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("number", "message"), [("1e400", "1e400 is out of range"), ("NaN", "NaN is not")]
+)
+def test_numbers_out_of_range_are_refused_naming_the_file(
+    awkward_model_file, tmp_path, number, message
+):
+    members = read_members(awkward_model_file)
+    metadata = json.loads(members["metadata.json"])
+    metadata["estimator"]["steps"][1]["params"]["learning_rate"] = "NUMBER"
+    members["metadata.json"] = json.dumps(metadata).replace('"NUMBER"', number)
+    path = write_members(tmp_path / "m.pneumoclf", members)
+
+    with pytest.raises(ModelFileError, match=message) as raised:
+        load_model(path)
+    assert str(path) in str(raised.value)
+
+
+# ------------------------------------------------------- bounded resources
+
+
+def test_metadata_of_tiny_containers_is_refused_before_parsing(
+    awkward_model_file, tmp_path
+):
+    members = read_members(awkward_model_file)
+    metadata = json.loads(members["metadata.json"])
+    metadata["padding"] = [[] for _ in range(1_000_000)]
+    members["metadata.json"] = json.dumps(metadata, separators=(",", ":"))
+    assert len(members["metadata.json"]) < persistence._MAX_METADATA_BYTES
+    path = write_members(tmp_path / "m.pneumoclf", members)
+
+    with pytest.raises(ModelFileError, match="far more than any model needs"):
+        load_model(path)
+    assert _peak_memory_of(load_model, path) < 16 * 1024**2
+
+
+def test_an_architecture_larger_than_its_weights_is_refused_before_building(
+    awkward_model_file, tmp_path, monkeypatch
+):
+    def change(metadata):
+        metadata["estimator"]["steps"][1]["params"]["dense_units"] = 2**20
+
+    path = with_metadata(awkward_model_file, tmp_path / "m.pneumoclf", change)
+    monkeypatch.setattr(persistence, "build_network", _never_called)
+
+    with pytest.raises(ModelFileError, match=r"describe a network of \d+ weights"):
+        load_model(path)
+
+
+def _never_called(*args, **kwargs):
+    raise AssertionError("the network was built")
+
+
+def test_an_enormous_loader_image_size_is_refused_before_building(
+    awkward_model_file, tmp_path, monkeypatch
+):
+    def change(metadata):
+        metadata["estimator"]["steps"][0]["params"]["image_size"] = 20000
+
+    path = with_metadata(awkward_model_file, tmp_path / "m.pneumoclf", change)
+    monkeypatch.setattr(persistence, "build_network", _never_called)
+
+    with pytest.raises(ModelFileError, match=r"makes images of shape \(20000, 20000"):
+        load_model(path)
+
+
+def test_extra_network_members_cost_nothing_and_leave_nothing(
+    awkward_model_file, held_out_files, tmp_path, monkeypatch
+):
+    def add_zeros(archive, members):
+        for name, data in members.items():
+            archive.writestr(name, data)
+        with archive.open("assets/zeros", "w", force_zip64=True) as member:
+            for _ in range(8):
+                member.write(bytes(1024**2))
+
+    path = _with_network(awkward_model_file, tmp_path / "m.pneumoclf", add_zeros)
+    assert path.stat().st_size < 1024**2
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+
+    loaded = load_model(path)
+
+    np.testing.assert_array_equal(
+        loaded.predict_proba(held_out_files[0]), held_out_files[1]
+    )
+    assert list(temporary.iterdir()) == []
+
+
+def test_bzip2_network_members_are_refused_and_nothing_is_left(
+    awkward_model_file, tmp_path, monkeypatch
+):
+    def add_bzip2(archive, members):
+        for name, data in members.items():
+            archive.writestr(name, data)
+        archive.writestr("extra", bytes(1024**2), compress_type=zipfile.ZIP_BZIP2)
+
+    path = _with_network(awkward_model_file, tmp_path / "m.pneumoclf", add_bzip2)
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+
+    with pytest.raises(ModelFileError, match=r"extra in model\.keras uses compression"):
+        load_model(path)
+    assert list(temporary.iterdir()) == []
+
+
+def test_a_failed_load_of_the_weights_leaves_no_temporary_folder(
+    awkward_model_file, tmp_path, monkeypatch
+):
+    def change(metadata):
+        metadata["estimator"]["steps"][1]["params"]["filters"] = 5
+
+    path = with_metadata(awkward_model_file, tmp_path / "m.pneumoclf", change)
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+
+    with pytest.raises(ModelFileError, match="weights do not fit the network"):
+        load_model(path)
+    assert list(temporary.iterdir()) == []
+
+
+def _weights_with_extra_dataset(awkward_model_file, destination, add_dataset):
+    def rewrite_weights(archive, members):
+        weights = io.BytesIO(members["model.weights.h5"])
+        with h5py.File(weights, "r+") as file:
+            add_dataset(file)
+        members["model.weights.h5"] = weights.getvalue()
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+    return _with_network(awkward_model_file, destination, rewrite_weights)
+
+
+@pytest.mark.parametrize(
+    ("add_dataset", "message"),
+    [
+        (lambda file: file.create_dataset(
+            "extra", shape=(2**28,), dtype="float32", compression="gzip"),
+         r"its arrays would expand to \d+ bytes"),
+        (lambda file: file.create_dataset(
+            "outside", shape=(4,), dtype="uint8", external=[("/etc/hostname", 0, 4)]),
+         "outside stores its data in other files"),
+        (lambda file: file.__setitem__(
+            "linked", h5py.ExternalLink("/etc/other.h5", "/")),
+         "linked is a link to elsewhere"),
+    ],
+    ids=["compressed-bomb", "external-storage", "external-link"],
+)  # fmt: skip
+def test_weights_that_expand_or_read_other_files_are_refused(
+    awkward_model_file, tmp_path, add_dataset, message
+):
+    path = _weights_with_extra_dataset(
+        awkward_model_file, tmp_path / "m.pneumoclf", add_dataset
+    )
+
+    with pytest.raises(ModelFileError, match=message) as raised:
+        load_model(path)
+    assert str(path) in str(raised.value)
+
+
+def test_weights_that_are_not_finite_are_refused(fitted, tmp_path):
+    classifier = clone_fitted(fitted[0])
+    weights = classifier.model_.get_weights()
+    weights[0][...] = np.nan
+    classifier.model_.set_weights(weights)
+    path = tmp_path / "nan.pneumoclf"
+    save_model(classifier, path)
+
+    with pytest.raises(
+        ModelFileError, match="weights that are missing or not finite"
+    ) as raised:
+        load_model(path)
+    assert str(path) in str(raised.value)
+
+
+def clone_fitted(classifier):
+    return pickle.loads(pickle.dumps(classifier))
+
+
+# ---------------------------------------------------------------- parameters
+
+
+def _set_param(step, name, value):
+    def change(metadata):
+        metadata["estimator"]["steps"][step]["params"][name] = value
+
+    return change
+
+
+def _set_pipeline_param(name, value):
+    def change(metadata):
+        metadata["estimator"]["params"][name] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_set_pipeline_param("memory", "/tmp/planted"),
+         r"stores Pipeline's 'memory' as None, got '/tmp/planted'"),
+        (_set_pipeline_param("steps", []), r"Pipeline has no parameters \['steps'\]"),
+        (_set_param(1, "callbacks", []), r"'callbacks' as None, got \[\]"),
+        (_set_param(1, "run_this", "os.system"),
+         r"PneumoniaCNNClassifier has no parameters \['run_this'\]"),
+        (_set_param(1, "filters", -3), r"'filters' parameter .* Got -3"),
+        (_set_param(0, "n_jobs", 0), r"'n_jobs' parameter of ImageLoader"),
+        (_set_param(0, "resize", "crop"), r"'resize' parameter of ImageLoader"),
+    ],
+    ids=["memory", "steps", "callbacks", "unknown", "negative-filters",
+         "zero-jobs", "unknown-resize"],
+)  # fmt: skip
+def test_only_own_valid_parameters_are_restored(
+    awkward_model_file, tmp_path, change, message
+):
+    path = with_metadata(awkward_model_file, tmp_path / "m.pneumoclf", change)
+
+    with pytest.raises(ModelFileError, match=message) as raised:
+        load_model(path)
+    assert str(path) in str(raised.value)
+
+
+def test_a_pipeline_memory_folder_is_not_saved(awkward_pipeline, tmp_path):
+    pipeline = clone_fitted(awkward_pipeline).set_params(memory=str(tmp_path))
+    save_model(pipeline, tmp_path / "m.pneumoclf")
+
+    assert load_model(tmp_path / "m.pneumoclf").memory is None
+
+
+# ------------------------------------------------------------------- signing
+
+
+@pytest.fixture(scope="module")
+def signed_file(awkward_pipeline, tmp_path_factory):
+    path = tmp_path_factory.mktemp("signed") / "signed.pneumoclf"
+    save_model(awkward_pipeline, path, key="correct horse")
+    return path
+
+
+@pytest.mark.parametrize("key", ["correct horse", b"correct horse"])
+def test_a_signed_file_loads_with_its_key(signed_file, held_out_files, key):
+    loaded = load_model(signed_file, key=key)
+
+    np.testing.assert_array_equal(
+        loaded.predict_proba(held_out_files[0]), held_out_files[1]
+    )
+
+
+def test_a_signed_file_loads_without_a_key(signed_file, held_out_files):
+    np.testing.assert_array_equal(
+        load_model(signed_file).predict_proba(held_out_files[0]), held_out_files[1]
+    )
+
+
+def test_an_unsigned_file_is_refused_when_a_key_is_given(awkward_model_file):
+    with pytest.raises(ModelFileError, match="is not signed, so it is refused"):
+        load_model(awkward_model_file, key="correct horse")
+
+
+def _recomputed_checksum(members):
+    metadata = json.loads(members["metadata.json"])
+    metadata["model_sha256"] = hashlib.sha256(members["model.keras"]).hexdigest()
+    members["metadata.json"] = json.dumps(metadata)
+
+
+def _replace_weights(signed_members, other_members):
+    signed_members["model.keras"] = other_members["model.keras"]
+    _recomputed_checksum(signed_members)
+
+
+@pytest.mark.parametrize(
+    "alter",
+    [
+        lambda members, other: members.update(
+            {"metadata.json": members["metadata.json"].replace(b"0.5", b"0.6")}),
+        _replace_weights,
+        lambda members, other: members.update({"extra": b"planted"}),
+        lambda members, other: members.pop("signature.hmac") and members.update(
+            {"signature.hmac": b"0" * 64}),
+    ],
+    ids=["metadata", "weights-and-checksum", "added-member", "forged-signature"],
+)  # fmt: skip
+def test_an_altered_signed_file_is_refused(
+    signed_file, awkward_model_file, tmp_path, alter
+):
+    members = read_members(signed_file)
+    alter(members, read_members(awkward_model_file))
+    path = write_members(tmp_path / "m.pneumoclf", members)
+
+    with pytest.raises(ModelFileError, match="altered since it was signed") as raised:
+        load_model(path, key="correct horse")
+    assert str(path) in str(raised.value)
+
+
+def test_a_file_signed_with_another_key_is_refused(signed_file):
+    with pytest.raises(ModelFileError, match="or was signed with another key"):
+        load_model(signed_file, key="wrong horse")
+
+
+@pytest.mark.parametrize("key", ["", b"", 1234])
+def test_an_empty_or_odd_key_is_refused(awkward_pipeline, tmp_path, key):
+    with pytest.raises(TypeError, match="key must be a non-empty str or bytes"):
+        save_model(awkward_pipeline, tmp_path / "m.pneumoclf", key=key)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_weights_missing_for_a_layer_are_refused(awkward_model_file, tmp_path):
+    path = _weights_with_extra_dataset(
+        awkward_model_file,
+        tmp_path / "m.pneumoclf",
+        lambda file: file.__delitem__("layers/dense_1"),
+    )
+
+    with pytest.raises(ModelFileError, match="weights do not fit the network"):
+        load_model(path)

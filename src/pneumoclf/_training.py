@@ -21,7 +21,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from ._calibration import calibrated, fit_calibration
 from ._utils import check_label_order
-from .architecture import build_cnn, resolve_padding
+from .architecture import build_cnn, count_weights, resolve_padding
 from .metrics import choose_threshold
 from .model_selection import patient_split
 
@@ -122,7 +122,7 @@ class _ScikerasTrainer(KerasClassifier):
 
     def __init__(self, classifier, *, image_shape, seed, groups):
         super().__init__(
-            model=functools.partial(_build_network, classifier, image_shape, seed),
+            model=functools.partial(build_network, classifier, image_shape, seed),
             loss="binary_crossentropy",
             batch_size=classifier.batch_size,
             epochs=classifier.epochs,
@@ -302,17 +302,13 @@ def needs_validation(classifier):
     )
 
 
-def _build_network(classifier, image_shape, seed):
+def build_network(classifier, image_shape, seed=None):
+    """The untrained, compiled network ``classifier``'s parameters describe."""
     check_padding_fits(classifier, image_shape)
     return build_cnn(
         image_shape,
-        n_conv_blocks=classifier.n_conv_blocks,
-        filters=classifier.filters,
-        kernel_size=classifier.kernel_size,
-        dense_units=classifier.dense_units,
+        **_architecture(classifier),
         dropout=classifier.dropout,
-        batch_norm=classifier.batch_norm,
-        padding=classifier.padding,
         rotation=classifier.rotation,
         zoom=classifier.zoom,
         shift=classifier.shift,
@@ -320,6 +316,24 @@ def _build_network(classifier, image_shape, seed):
         optimizer=classifier.optimizer,
         learning_rate=classifier.learning_rate,
         seed=seed,
+    )
+
+
+def count_network_weights(classifier, image_shape):
+    """How many weights :func:`build_network` would create, without building it."""
+    check_padding_fits(classifier, image_shape)
+    return count_weights(image_shape, **_architecture(classifier))
+
+
+def _architecture(classifier):
+    """The parameters that decide the shapes of the network's weights."""
+    return dict(
+        n_conv_blocks=classifier.n_conv_blocks,
+        filters=classifier.filters,
+        kernel_size=classifier.kernel_size,
+        dense_units=classifier.dense_units,
+        batch_norm=classifier.batch_norm,
+        padding=classifier.padding,
     )
 
 
@@ -541,14 +555,7 @@ def check_fitted_state(state, names):
             f"fitted state: missing attributes {missing}, unknown attributes {unknown}."
         )
     image_shape = state["image_shape_"]
-    if not (
-        isinstance(image_shape, tuple)
-        and len(image_shape) == 3
-        and all(isinstance(side, int) and side > 0 for side in image_shape)
-    ):
-        raise ValueError(
-            f"image_shape_ must be 3 positive integers, got {image_shape!r}."
-        )
+    check_fitted_image_shape(image_shape)
     _check_classes(state["classes_"])
     _check_network(state["model_"], image_shape)
     threshold = state["chosen_threshold_"]
@@ -570,6 +577,21 @@ def check_fitted_state(state, names):
         raise ValueError(f"n_epochs_ must be a non-negative integer, got {n_epochs!r}.")
     if not isinstance(state["history_"], dict):
         raise ValueError("history_ must be a dict of lists of numbers.")
+
+
+def check_fitted_image_shape(image_shape):
+    """Refuse an ``image_shape_`` that is not three positive integers."""
+    if not (
+        isinstance(image_shape, tuple)
+        and len(image_shape) == 3
+        and all(
+            isinstance(side, int) and not isinstance(side, bool) and side > 0
+            for side in image_shape
+        )
+    ):
+        raise ValueError(
+            f"image_shape_ must be 3 positive integers, got {image_shape!r}."
+        )
 
 
 def _check_calibration(calibration, prevalence):

@@ -8,7 +8,7 @@ convolution with 32 filters, ReLU and 2x2 max pooling, then a dense layer of
 
 import keras
 
-__all__ = ["augmentation_layers", "build_cnn", "resolve_padding"]
+__all__ = ["augmentation_layers", "build_cnn", "count_weights", "resolve_padding"]
 
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
@@ -51,10 +51,69 @@ def resolve_padding(input_shape, *, n_conv_blocks, kernel_size, padding="auto"):
 
 def _side_after_valid_blocks(side, n_conv_blocks, kernel_size):
     for _ in range(n_conv_blocks):
-        side = (side - kernel_size + 1) // 2
+        side = _side_after_block(side, kernel_size, "valid")
         if side < 1:
             return 0
     return side
+
+
+def count_weights(
+    input_shape=(64, 64, 1),
+    *,
+    n_conv_blocks=3,
+    filters=32,
+    kernel_size=5,
+    dense_units=128,
+    batch_norm=False,
+    padding="auto",
+):
+    """Count the weights :func:`build_cnn` would create, without building anything.
+
+    A network's size follows from its parameters, so a model file can be checked
+    against the weights it holds before any memory is spent on them.
+
+    Parameters
+    ----------
+    input_shape, n_conv_blocks, filters, kernel_size, dense_units, batch_norm, \
+padding
+        As for :func:`build_cnn`.
+
+    Returns
+    -------
+    int
+        The number of weights, trainable or not: ``build_cnn(...).count_params()``.
+
+    Examples
+    --------
+    >>> from pneumoclf.architecture import count_weights
+    >>> count_weights((64, 64, 1))
+    117889
+    """
+    padding = resolve_padding(
+        input_shape,
+        n_conv_blocks=n_conv_blocks,
+        kernel_size=kernel_size,
+        padding=padding,
+    )
+    height, width, channels = input_shape
+    n_weights = 0
+    for _ in range(n_conv_blocks):
+        n_weights += kernel_size * kernel_size * channels * filters
+        # Batch normalisation replaces the bias by a scale, an offset and two
+        # moving statistics.
+        n_weights += 4 * filters if batch_norm else filters
+        height, width = (
+            _side_after_block(side, kernel_size, padding) for side in (height, width)
+        )
+        channels = filters
+    n_hidden_inputs = height * width * channels
+    return n_weights + (n_hidden_inputs + 1) * dense_units + dense_units + 1
+
+
+def _side_after_block(side, kernel_size, padding):
+    if padding == "same":
+        return -(-side // 2)
+    return (side - kernel_size + 1) // 2
 
 
 def augmentation_layers(*, rotation=0.0, zoom=0.0, shift=0.0, contrast=0.0, seed=None):

@@ -23,8 +23,11 @@ The file is a zip archive of two members:
     The trained network, as written by ``keras.Model.save``.
 """
 
+import collections
 import errno
 import hashlib
+import hmac
+import io
 import json
 import math
 import os
@@ -34,12 +37,18 @@ import warnings
 import zipfile
 from pathlib import Path
 
+import h5py
 import keras
 import numpy as np
 from packaging.version import InvalidVersion, Version
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from ._training import (
+    build_network,
+    check_fitted_image_shape,
+    count_network_weights,
+)
 from ._utils import atomic_open
 from .classifier import PneumoniaCNNClassifier
 from .preprocessing import ImageLoader
@@ -66,12 +75,25 @@ _READABLE_MAJORS = ("1", "2")
 
 _METADATA = "metadata.json"
 _MODEL = "model.keras"
-# Far above any real metadata; refuses a compressed bomb before it is expanded.
-_MAX_METADATA_BYTES = 64 * 1024**2
+_SIGNATURE = "signature.hmac"
+# Far above any real metadata (a training history of thousands of epochs is a
+# few hundred kilobytes); refuses a compressed bomb before it is expanded.
+_MAX_METADATA_BYTES = 4 * 1024**2
+# Each JSON array or object costs about a hundred bytes of memory: real metadata
+# holds a few hundred.
+_MAX_METADATA_CONTAINERS = 100_000
 # Trained weights hardly compress, so a large member that expands far beyond its
 # stored size is a decompression bomb; small members may compress well.
 _MAX_EXPANSION_RATIO = 50
 _MIN_CHECKED_EXPANSION_BYTES = 16 * 1024**2
+_ENCRYPTED = 0x1
+_COMPRESSIONS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+# Inside model.keras, only the weights are read; the network is rebuilt.
+_KERAS_WEIGHTS = "model.weights.h5"
+# The weights file holds the float32 weights, at most two optimiser slots per
+# weight (Adam's moments) and HDF5's bookkeeping.
+_MAX_WEIGHT_FILE_COPIES = 4
+_WEIGHT_FILE_OVERHEAD = 1024**2
 # Bytes of one label of classes_: far above any real label, far below a memory bomb.
 _MAX_ARRAY_ITEM_BYTES = 4096
 
@@ -83,8 +105,9 @@ _CLASSES = {
 }
 _CLASS_NAMES = {cls: name for name, cls in _CLASSES.items()}
 
-# Training-time only, and Keras objects that JSON cannot hold.
-_UNSAVED_PARAMS = frozenset({"callbacks"})
+# Stored as None: callbacks act only while training and JSON cannot hold them; a
+# pipeline's cache folder belongs to one machine, and could hold pickles.
+_UNSAVED_PARAMS = frozenset({"callbacks", "memory"})
 
 
 class ModelFileError(ValueError):
@@ -101,7 +124,7 @@ class ModelFileError(ValueError):
 # ---------------------------------------------------------------------------------
 
 
-def save_model(estimator, path):
+def save_model(estimator, path, *, key=None):
     """Save a fitted classifier or pipeline to one file that is safe to share.
 
     Use it to keep or share a trained model: the file can be opened by anyone
@@ -121,6 +144,12 @@ def save_model(estimator, path):
     path : str or os.PathLike
         The file to write; the suffix ``.pneumoclf`` is customary. An existing
         file is replaced.
+    key : str, bytes or None, default=None
+        A secret to sign the file with (HMAC-SHA256 over every member). Anyone
+        who loads it with the same key (``load_model(path, key=...)``) knows it
+        comes from a holder of the key and has not been altered since. Without
+        a key the file carries only a checksum, which detects accidental damage
+        but not a deliberate change.
 
     Raises
     ------
@@ -179,11 +208,42 @@ def save_model(estimator, path):
         "fitted": _fitted_state(classifier),
         "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
     }
-    metadata_text = json.dumps(metadata, indent=2, allow_nan=False)
+    members = {
+        _METADATA: json.dumps(metadata, indent=2, allow_nan=False).encode(),
+        _MODEL: model_bytes,
+    }
+    if key is not None:
+        members[_SIGNATURE] = _sign(
+            [(name, [data]) for name, data in members.items()], _key_bytes(key)
+        ).encode()
     with atomic_open(path, "wb") as file:
         with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr(_METADATA, metadata_text)
-            archive.writestr(_MODEL, model_bytes)
+            for name, data in members.items():
+                archive.writestr(name, data)
+
+
+def _key_bytes(key):
+    if isinstance(key, str):
+        key = key.encode()
+    if not isinstance(key, bytes) or not key:
+        raise TypeError(f"key must be a non-empty str or bytes, got {key!r}")
+    return key
+
+
+def _sign(members, key):
+    """HMAC-SHA256 over the names and SHA-256 digests of ``(name, chunks)`` pairs.
+
+    Names are length-prefixed and digests have a fixed size, so that no two
+    different sets of members give the same message.
+    """
+    signature = hmac.new(key, digestmod=hashlib.sha256)
+    for name, chunks in sorted(members, key=lambda member: member[0]):
+        content = hashlib.sha256()
+        for chunk in chunks:
+            content.update(chunk)
+        encoded = name.encode()
+        signature.update(len(encoded).to_bytes(8, "big") + encoded + content.digest())
+    return signature.hexdigest()
 
 
 def _final_classifier(estimator):
@@ -215,7 +275,7 @@ def _final_classifier(estimator):
 def _describe_estimator(estimator):
     """The classes and parameters that rebuild ``estimator``, as JSON values."""
     if isinstance(estimator, Pipeline):
-        params = estimator.get_params(deep=False)
+        params = _saved_params(estimator)
         del params["steps"]
         return {
             "class": _CLASS_NAMES[Pipeline],
@@ -229,13 +289,17 @@ def _describe_estimator(estimator):
 
 
 def _describe_step_params(step, prefix):
-    params = step.get_params(deep=False)
-    for name in _UNSAVED_PARAMS & params.keys():
-        params[name] = None
     return {
         "class": _CLASS_NAMES[type(step)],
-        "params": _params_to_json(params, prefix),
+        "params": _params_to_json(_saved_params(step), prefix),
     }
+
+
+def _saved_params(estimator):
+    params = estimator.get_params(deep=False)
+    for name in _UNSAVED_PARAMS & params.keys():
+        params[name] = None
+    return params
 
 
 def _params_to_json(params, prefix):
@@ -308,27 +372,36 @@ def _pneumoclf_version():
 # ---------------------------------------------------------------------------------
 
 
-def load_model(path):
+def load_model(path, *, key=None):
     """Load a model saved by :func:`save_model`, ready to predict.
 
-    Nothing in the file is executed: the metadata is read with :mod:`json`
-    only, the estimator classes come from a fixed list, and the network is read
-    by ``keras.saving.load_model`` in safe mode, which refuses any layer that
-    would run stored code. The loaded estimator predicts exactly as the saved one
-    did, and can be refitted like any other.
+    Nothing in the file is executed, and nothing in it decides how much memory
+    or disk is spent: the metadata is read with :mod:`json` only, the estimator
+    classes come from a fixed list and take only their own parameters, each
+    validated, and the network is rebuilt from the classifier's parameters
+    with :func:`~pneumoclf.architecture.build_cnn`; only its weights are read
+    from the file, after their size has been checked against that architecture.
+    The loaded estimator predicts exactly as the saved one did, and can be
+    refitted like any other.
 
     Parameters
     ----------
     path : str or os.PathLike
         A file written by :func:`save_model`.
+    key : str, bytes or None, default=None
+        The key the file was signed with (``save_model(..., key=...)``). With a
+        key, a file that is unsigned, signed with another key, or altered in any
+        byte since it was signed is refused before anything in it is read.
+        Without one, the signature of a signed file is not checked.
 
     Returns
     -------
     estimator : PneumoniaCNNClassifier or Pipeline
         The fitted estimator, of the kind that was saved, with the same
-        parameters (except ``callbacks``, which is ``None``) and the fitted
-        attributes ``classes_``, ``model_``, ``image_shape_``,
-        ``n_features_in_``, ``threshold_``, ``history_`` and ``n_epochs_``.
+        parameters (except ``callbacks`` and a pipeline's ``memory``, which are
+        ``None``) and the fitted attributes ``classes_``, ``model_``,
+        ``image_shape_``, ``n_features_in_``, ``threshold_``, ``history_`` and
+        ``n_epochs_``.
 
     Raises
     ------
@@ -338,11 +411,14 @@ def load_model(path):
         If ``path`` is a folder.
     ModelFileError
         If ``path`` is not a pneumoclf model file (a pipe or a device is
-        refused before it is opened), was written in an
-        incompatible format version, is corrupt or has been tampered with (its
-        checksum does not match, or its metadata disagrees with its network),
-        would expand to an implausible size (a decompression bomb), or holds a
-        network Keras refuses to load.
+        refused before it is opened), was written in an incompatible format
+        version, is damaged (its checksum does not match), is malformed in any
+        way (duplicate or encrypted members, an unknown compression method,
+        numbers out of range, unknown parameters or parameter values the
+        estimators refuse, metadata that disagrees with itself or with the
+        network, weights that are not finite), would expand to an implausible
+        size (a decompression bomb), or, with a ``key``, is not signed with that
+        key. The message names the file.
 
     Warns
     -----
@@ -351,23 +427,23 @@ def load_model(path):
         installed: it is loaded, but may predict slightly differently.
     """
     path = Path(path)
-    metadata, model_bytes = _read_archive(path)
+    metadata, model_bytes = _read_archive(path, key)
     _check_format(metadata, path)
     _check_checksum(metadata, model_bytes, path)
     try:
         estimator = _rebuild_estimator(metadata["estimator"])
         fitted = _decode_fitted_state(metadata)
+        check_fitted_image_shape(fitted["image_shape_"])
+        _check_loaders_fit(estimator, fitted["image_shape_"])
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as error:
         raise ModelFileError(
             f"{path} is not a valid pneumoclf model file: its metadata cannot "
             f"rebuild the estimator ({type(error).__name__}: {error})."
         ) from error
-    classifier = (
-        estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
-    )
-    model = _load_keras_model(model_bytes, path)
+    classifier = _final_classifier(estimator)
+    network = _load_network(model_bytes, classifier, fitted["image_shape_"], path)
     try:
-        classifier.set_fitted_state({**fitted, "model_": model})
+        classifier.set_fitted_state({**fitted, "model_": network})
     except ValueError as error:
         raise ModelFileError(
             f"{path} is not a valid pneumoclf model file: its metadata disagrees "
@@ -387,24 +463,26 @@ def _check_regular_file(path):
         )
 
 
-def _read_archive(path):
+def _read_archive(path, key):
     """Return the parsed metadata and the model bytes of a model file."""
     _check_regular_file(path)
     try:
         with zipfile.ZipFile(path) as archive:
-            members = set(archive.namelist())
+            members = _checked_members(archive, path, "the archive")
+            if key is not None:
+                _check_signature(archive, members, key, path)
             missing = [name for name in (_METADATA, _MODEL) if name not in members]
             if missing:
                 raise ModelFileError(
                     f"{path} is not a pneumoclf model file: the archive lacks "
                     f"{' and '.join(missing)}."
                 )
-            if archive.getinfo(_METADATA).file_size > _MAX_METADATA_BYTES:
+            if members[_METADATA].file_size > _MAX_METADATA_BYTES:
                 raise ModelFileError(
                     f"{path} is not a pneumoclf model file: its {_METADATA} is "
                     "implausibly large."
                 )
-            _check_expansion(archive.getinfo(_MODEL), path)
+            _check_expansion(members[_MODEL], path)
             metadata_bytes = archive.read(_METADATA)
             model_bytes = archive.read(_MODEL)
     except zipfile.BadZipFile as error:
@@ -413,19 +491,97 @@ def _read_archive(path):
         raise ModelFileError(
             f"{path} is not a pneumoclf model file (not a valid zip archive: {error})."
         ) from error
-    try:
-        metadata = json.loads(metadata_bytes)
-    except (ValueError, RecursionError) as error:
-        raise ModelFileError(
-            f"{path} is not a pneumoclf model file: its {_METADATA} is not valid "
-            f"JSON ({error})."
-        ) from error
+    metadata = _parse_metadata(metadata_bytes, path)
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
         raise ModelFileError(
             f"{path} is not a pneumoclf model file: its {_METADATA} does not "
             f"declare the format {FORMAT_NAME!r}."
         )
     return metadata, model_bytes
+
+
+def _checked_members(archive, path, where):
+    """The members of ``archive`` by name, refusing what no model file holds."""
+    infos = archive.infolist()
+    repeated = sorted(
+        name
+        for name, count in collections.Counter(i.filename for i in infos).items()
+        if count > 1
+    )
+    if repeated:
+        raise ModelFileError(
+            f"{path} is not a valid pneumoclf model file: {where} holds "
+            f"{', '.join(repeated)} more than once."
+        )
+    for info in infos:
+        if info.flag_bits & _ENCRYPTED:
+            raise ModelFileError(
+                f"{path} is not a valid pneumoclf model file: {info.filename} in "
+                f"{where} is encrypted."
+            )
+        if info.compress_type not in _COMPRESSIONS:
+            raise ModelFileError(
+                f"{path} is not a valid pneumoclf model file: {info.filename} in "
+                f"{where} uses compression method {info.compress_type}; model "
+                "files are stored or deflated only."
+            )
+    return {info.filename: info for info in infos}
+
+
+def _check_signature(archive, members, key, path):
+    """Refuse, before reading anything else, a file that the key did not sign."""
+    key = _key_bytes(key)
+    if _SIGNATURE not in members:
+        raise ModelFileError(
+            f"{path} is not signed, so it is refused: a key was given, and only "
+            "files saved with save_model(..., key=...) under that key are loaded."
+        )
+    for info in members.values():
+        _check_expansion(info, path)
+    signature = archive.read(_SIGNATURE)[: 2 * hashlib.sha256().digest_size]
+    signed = [(name, _chunks(archive, name)) for name in members if name != _SIGNATURE]
+    if not hmac.compare_digest(_sign(signed, key).encode(), signature):
+        raise ModelFileError(
+            f"{path} has been altered since it was signed, or was signed with "
+            "another key: do not use it."
+        )
+
+
+def _chunks(archive, name, size=1024**2):
+    with archive.open(name) as member:
+        while chunk := member.read(size):
+            yield chunk
+
+
+def _parse_metadata(metadata_bytes, path):
+    """Parse the metadata JSON, refusing what would cost far more than its size."""
+    n_containers = metadata_bytes.count(b"[") + metadata_bytes.count(b"{")
+    try:
+        if n_containers > _MAX_METADATA_CONTAINERS:
+            raise ValueError(
+                f"{n_containers} arrays and objects, far more than any model needs"
+            )
+        return json.loads(
+            metadata_bytes,
+            parse_float=_finite_float,
+            parse_constant=_refuse_constant,
+        )
+    except (ValueError, RecursionError) as error:
+        raise ModelFileError(
+            f"{path} is not a pneumoclf model file: its {_METADATA} is not valid "
+            f"JSON ({error})."
+        ) from error
+
+
+def _finite_float(text):
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text} is out of range")
+    return value
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _check_expansion(member, path):
@@ -486,12 +642,36 @@ def _rebuild_estimator(description):
     """Instantiate the described estimator from the allowed classes only."""
     cls = _allowed_class(description["class"])
     params = _params_from_json(description["params"])
-    if cls is not Pipeline:
-        return cls().set_params(**params)
-    steps = [(step["name"], _rebuild_estimator(step)) for step in description["steps"]]
-    estimator = Pipeline(steps, **params)
-    _final_classifier(estimator)
+    if cls is Pipeline:
+        steps = [
+            (step["name"], _rebuild_estimator(step)) for step in description["steps"]
+        ]
+        estimator = Pipeline(steps)
+    else:
+        estimator = cls()
+    _set_checked_params(estimator, params)
+    if cls is Pipeline:
+        _final_classifier(estimator)
     return estimator
+
+
+def _set_checked_params(estimator, params):
+    """Set only the estimator's own parameters, each checked by its constraints."""
+    own = estimator.get_params(deep=False).keys() - {"steps"}
+    unknown = sorted(params.keys() - own)
+    if unknown:
+        raise ValueError(
+            f"{type(estimator).__name__} has no parameters {unknown}; a model file "
+            "may set only an estimator's own parameters"
+        )
+    for name in sorted(_UNSAVED_PARAMS & params.keys()):
+        if params[name] is not None:
+            raise ValueError(
+                f"a model file stores {type(estimator).__name__}'s {name!r} as "
+                f"None, got {params[name]!r}"
+            )
+    estimator.set_params(**params)
+    estimator._validate_params()
 
 
 def _allowed_class(name):
@@ -575,15 +755,109 @@ def _fitted_state_of_format_1(metadata):
     }
 
 
-def _load_keras_model(model_bytes, path):
+def _check_loaders_fit(estimator, image_shape):
+    """Refuse a pipeline whose loaders make images the classifier cannot take."""
+    if not isinstance(estimator, Pipeline):
+        return
+    *loaders, _ = estimator.steps
+    for name, loader in loaders:
+        if loader.image_shape != image_shape:
+            raise ValueError(
+                f"the step {name!r} makes images of shape {loader.image_shape}, but "
+                f"the classifier takes image_shape_ {image_shape}"
+            )
+
+
+def _load_network(model_bytes, classifier, image_shape, path):
+    """Rebuild the network from the classifier's parameters and load its weights."""
+    try:
+        n_weights = count_network_weights(classifier, image_shape)
+        with zipfile.ZipFile(io.BytesIO(model_bytes)) as inner:
+            members = _checked_members(inner, path, _MODEL)
+            if _KERAS_WEIGHTS not in members:
+                raise ModelFileError(
+                    f"{path} is not a valid pneumoclf model file: its {_MODEL} "
+                    f"lacks {_KERAS_WEIGHTS}."
+                )
+            _check_weight_file_size(members[_KERAS_WEIGHTS], n_weights, path)
+            weights = inner.read(_KERAS_WEIGHTS)
+    except (zipfile.BadZipFile, ValueError) as error:
+        if isinstance(error, ModelFileError):
+            raise
+        raise ModelFileError(
+            f"{path} is not a valid pneumoclf model file: its {_MODEL} is not a "
+            f"Keras model archive ({error})."
+        ) from error
     with tempfile.TemporaryDirectory() as folder:
-        model_path = Path(folder, _MODEL)
-        model_path.write_bytes(model_bytes)
+        weights_path = Path(folder, _KERAS_WEIGHTS)
+        weights_path.write_bytes(weights)
+        _check_weight_datasets(weights_path, len(weights), path)
+        network = build_network(classifier, image_shape)
+        network.optimizer.build(network.trainable_variables)
+        # A weight the file does not set stays NaN, and is refused below.
+        network.set_weights([np.full_like(w, np.nan) for w in network.get_weights()])
         try:
-            return keras.saving.load_model(model_path, safe_mode=True)
+            with warnings.catch_warnings():
+                # Keras warns before it raises for the same mismatch.
+                warnings.filterwarnings("ignore", category=UserWarning, module="keras")
+                network.load_weights(weights_path)
         except Exception as error:
-            # The checksum matched, so the network itself is unreadable or unsafe.
             raise ModelFileError(
-                f"{path} holds a Keras model that cannot be loaded safely "
-                f"({type(error).__name__}: {error})."
+                f"{path} is not a valid pneumoclf model file: its weights do not fit "
+                f"the network its parameters describe ({type(error).__name__}: "
+                f"{error})."
             ) from error
+    if not all(np.isfinite(weight).all() for weight in network.get_weights()):
+        raise ModelFileError(
+            f"{path} holds weights that are missing or not finite numbers (NaN or "
+            "infinity): its network cannot give meaningful probabilities; do not "
+            "use it."
+        )
+    return network
+
+
+def _check_weight_file_size(member, n_weights, path):
+    """The weights file must hold the architecture's weights, and little else."""
+    needed = 4 * n_weights
+    ceiling = _MAX_WEIGHT_FILE_COPIES * needed + _WEIGHT_FILE_OVERHEAD
+    if not needed <= member.file_size <= ceiling:
+        raise ModelFileError(
+            f"{path} is not a valid pneumoclf model file: its parameters describe a "
+            f"network of {n_weights} weights ({needed} bytes), but its "
+            f"{_KERAS_WEIGHTS} holds {member.file_size} bytes."
+        )
+
+
+def _check_weight_datasets(weights_path, file_size, path):
+    """Refuse HDF5 content that expands beyond the file or reads other files."""
+    n_bytes = 0
+    problems = []
+
+    def visit(name, link):
+        nonlocal n_bytes
+        if not isinstance(link, h5py.HardLink):
+            problems.append(f"{name} is a link to elsewhere")
+            return
+        item = file[name]
+        if isinstance(item, h5py.Dataset):
+            if item.external or item.is_virtual:
+                problems.append(f"{name} stores its data in other files")
+            elif item.dtype.kind not in "biuf":
+                problems.append(f"{name} is not numeric")
+            n_bytes += item.nbytes
+
+    try:
+        with h5py.File(weights_path, "r") as file:
+            file.visititems_links(visit)
+    except OSError as error:
+        raise ModelFileError(
+            f"{path} is not a valid pneumoclf model file: its {_KERAS_WEIGHTS} is "
+            f"not an HDF5 file ({error})."
+        ) from error
+    if n_bytes > file_size:
+        problems.append(f"its arrays would expand to {n_bytes} bytes")
+    if problems:
+        raise ModelFileError(
+            f"{path} is not a valid pneumoclf model file: in its {_KERAS_WEIGHTS}, "
+            f"{'; '.join(problems)}."
+        )
