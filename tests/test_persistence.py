@@ -1,4 +1,5 @@
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -7,6 +8,7 @@ import os
 import pickle
 import re
 import struct
+import subprocess
 import tempfile
 import tracemalloc
 import warnings
@@ -288,6 +290,37 @@ def test_interrupted_save_leaves_no_file(fitted, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         save_model(fitted[0], tmp_path / "m.pneumoclf")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_names_the_model_file_and_leaves_nothing(
+    fitted, tmp_path, monkeypatch
+):
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    path = tmp_path / "m.pneumoclf"
+    with pytest.raises(OSError, match="No space left on device") as raised:
+        save_model(fitted[0], path)
+
+    assert raised.value.filename == str(path)
+    assert raised.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_save_leaves_an_orphan_the_next_save_removes(fitted, tmp_path):
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    path = tmp_path / "m.pneumoclf"
+    orphan = tmp_path / f".m.pneumoclf.{ended.pid}.0123456789abcdef.tmp"
+    in_progress = tmp_path / f".m.pneumoclf.{os.getpid()}.0123456789abcdef.tmp"
+    unrelated = [tmp_path / ".m.pneumoclf.notes.tmp", tmp_path / ".other.1.tmp"]
+    for leftover in [orphan, in_progress, *unrelated]:
+        leftover.write_bytes(b"partial")
+
+    save_model(fitted[0], path)
+
+    assert sorted(tmp_path.iterdir()) == sorted([path, in_progress, *unrelated])
 
 
 def test_interrupted_save_keeps_the_previous_file(fitted, saved, monkeypatch):
@@ -647,9 +680,11 @@ def _set_fitted(key, value):
          r"makes images of shape \(16, 16, 1\), but the classifier takes "
          r"image_shape_ \(8, 8, 1\)"),
         (_set_fitted("chosen_threshold_", 7.0),
-         r"chosen_threshold_ must be None or a number in \[0, 1\], got 7\.0"),
+         r"chosen_threshold_ must be None or a number in \[0, 1\), got 7\.0"),
+        (_set_fitted("chosen_threshold_", 1.0),
+         r"chosen_threshold_ must be None or a number in \[0, 1\), got 1\.0"),
         (_set_fitted("chosen_threshold_", {"float": "nan"}),
-         r"chosen_threshold_ must be None or a number in \[0, 1\], got nan"),
+         r"chosen_threshold_ must be None or a number in \[0, 1\), got nan"),
         (_set_fitted("classes_", {"ndarray": {"dtype": "<i8", "values": [1, 0]}}),
          r"two distinct labels in sorted order, got \[1, 0\]"),
         (_set_fitted("classes_", {"ndarray": {"dtype": "<i8", "values": [1, 1]}}),
@@ -664,7 +699,7 @@ def _set_fitted(key, value):
          r"training_prevalence_ must be a number in \(0, 1\), got 1\.0"),
     ],
     ids=["step-class", "builtin", "class-list", "class-none", "image-shape",
-         "threshold", "threshold-nan", "swapped-classes", "one-class",
+         "threshold", "threshold-one", "threshold-nan", "swapped-classes", "one-class",
          "huge-label-dtype", "unknown-attribute", "calibration", "prevalence"],
 )  # fmt: skip
 def test_tampered_metadata_is_refused_naming_the_file(
@@ -800,8 +835,10 @@ def test_metadata_of_tiny_containers_is_refused_before_parsing(
 ):
     members = read_members(awkward_model_file)
     metadata = json.loads(members["metadata.json"])
-    metadata["padding"] = [[] for _ in range(1_000_000)]
-    members["metadata.json"] = json.dumps(metadata, separators=(",", ":"))
+    n_containers = persistence._MAX_METADATA_CONTAINERS + 1
+    members["metadata.json"] = json.dumps(metadata).replace(
+        '"format"', '"padding": [' + ",".join(["[]"] * n_containers) + '], "format"', 1
+    )
     assert len(members["metadata.json"]) < persistence._MAX_METADATA_BYTES
     path = write_members(tmp_path / "m.pneumoclf", members)
 
@@ -820,6 +857,33 @@ def test_an_architecture_larger_than_its_weights_is_refused_before_building(
     monkeypatch.setattr(persistence, "build_network", _never_called)
 
     with pytest.raises(ModelFileError, match=r"describe a network of \d+ weights"):
+        load_model(path)
+
+
+def test_deflated_weights_that_would_expand_enormously_are_refused(
+    awkward_model_file, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(persistence, "_MIN_CHECKED_EXPANSION_BYTES", 1024**2)
+    members = read_members(awkward_model_file)
+    metadata = json.loads(members["metadata.json"])
+    metadata["estimator"]["steps"][1]["params"]["dense_units"] = 2**12
+
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as archive:
+        for name, data in read_members(io.BytesIO(members["model.keras"])).items():
+            if name != "model.weights.h5":
+                archive.writestr(name, data)
+        archive.writestr(
+            "model.weights.h5", bytes(48 * 1024**2), compress_type=zipfile.ZIP_DEFLATED
+        )
+    metadata["model_sha256"] = hashlib.sha256(inner.getvalue()).hexdigest()
+    members.update(
+        {"metadata.json": json.dumps(metadata), "model.keras": inner.getvalue()}
+    )
+    path = write_members(tmp_path / "m.pneumoclf", members)
+    monkeypatch.setattr(persistence, "build_network", _never_called)
+
+    with pytest.raises(ModelFileError, match=r"model\.weights\.h5 would expand"):
         load_model(path)
 
 

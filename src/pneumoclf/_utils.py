@@ -113,7 +113,8 @@ def atomic_open(path, mode="wb", **kwargs):
     The content goes to a temporary file beside ``path``, which is flushed,
     synced to disk and renamed over ``path`` when the block ends without error;
     on any error, or an interruption, the temporary file is removed and ``path``
-    is left as it was.
+    is left as it was. Temporary files that a killed process of this machine
+    left beside ``path`` are removed first.
 
     Parameters
     ----------
@@ -135,21 +136,64 @@ def atomic_open(path, mode="wb", **kwargs):
         If ``path`` is a directory.
     FileNotFoundError
         If the folder of ``path`` does not exist; the error names the folder.
+    OSError
+        If the file cannot be written (no permission, a full disk); the error
+        names ``path``, not the temporary file.
     """
     path = Path(path)
     check_writable_destination(path)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    # "x" refuses to follow an existing file; the permissions follow the umask.
-    file = open(temporary, mode.replace("w", "x"), **kwargs)
+    _remove_orphans_of(path)
+    temporary = path.with_name(
+        f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}{_TEMPORARY_SUFFIX}"
+    )
     try:
-        with file:
-            yield file
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+        # "x" refuses to follow an existing file; the permissions follow the umask.
+        file = open(temporary, mode.replace("w", "x"), **kwargs)
+        try:
+            with file:
+                yield file
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+    except OSError as error:
+        if error.filename not in (None, str(temporary)):
+            raise
+        raise OSError(error.errno, error.strerror, str(path)) from error
+
+
+_TEMPORARY_SUFFIX = ".tmp"
+
+
+def _remove_orphans_of(path):
+    """Remove temporary files of ``path`` whose writing process no longer runs."""
+    prefix = f".{path.name}."
+    try:
+        siblings = list(os.scandir(path.parent))
+    except OSError:
+        return
+    for entry in siblings:
+        name = entry.name
+        if not (name.startswith(prefix) and name.endswith(_TEMPORARY_SUFFIX)):
+            continue
+        pid, _, token = name[len(prefix) : -len(_TEMPORARY_SUFFIX)].partition(".")
+        if pid.isdigit() and len(token) == 16 and not _is_running(int(pid)):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+
+
+def _is_running(pid):
+    if os.name != "posix":
+        return True  # signal 0 probes a process on POSIX only; elsewhere it kills
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process, or not a name this module wrote
+    return True
 
 
 def check_writable_destination(path):

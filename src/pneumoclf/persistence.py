@@ -8,12 +8,13 @@ ready to predict, without training.
 Pickle and joblib keep working and remain the standard scikit-learn route, but
 unpickling runs code chosen by whoever wrote the file: only load pickles you trust.
 A ``.pneumoclf`` file holds only JSON and a Keras model in the native ``.keras``
-format, loaded in Keras' safe mode, so opening one received from someone else runs
-none of its content. It also records the versions that wrote it and a checksum, so
-that a damaged or incompatible file is refused with a clear message instead of
-failing later.
+format, of which only the weights are read, into a network rebuilt from the
+classifier's parameters: opening one received from someone else runs none of its
+content. It also records the versions that wrote it and a checksum, so that a
+damaged or incompatible file is refused with a clear message instead of failing
+later; an optional key signs it, so that an altered one is refused too.
 
-The file is a zip archive of two members:
+The file is a zip archive of these members:
 
 ``metadata.json``
     The format name and version, the pneumoclf and Keras versions, the estimator's
@@ -21,6 +22,9 @@ The file is a zip archive of two members:
     state the classifier needs to predict, and the SHA-256 checksum of the model.
 ``model.keras``
     The trained network, as written by ``keras.Model.save``.
+``signature.hmac``
+    Only in a signed file: the HMAC-SHA256, in hexadecimal, of the names and
+    SHA-256 digests of the other members.
 """
 
 import collections
@@ -82,9 +86,10 @@ _MAX_METADATA_BYTES = 4 * 1024**2
 # Each JSON array or object costs about a hundred bytes of memory: real metadata
 # holds a few hundred.
 _MAX_METADATA_CONTAINERS = 100_000
-# Trained weights hardly compress, so a large member that expands far beyond its
-# stored size is a decompression bomb; small members may compress well.
-_MAX_EXPANSION_RATIO = 50
+# Trained weights hardly compress (deflate saves about a tenth), so a large
+# member that expands far beyond its stored size is a decompression bomb; small
+# members may compress well.
+_MAX_EXPANSION_RATIO = 8
 _MIN_CHECKED_EXPANSION_BYTES = 16 * 1024**2
 _ENCRYPTED = 0x1
 _COMPRESSIONS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
@@ -779,6 +784,7 @@ def _load_network(model_bytes, classifier, image_shape, path):
                     f"{path} is not a valid pneumoclf model file: its {_MODEL} "
                     f"lacks {_KERAS_WEIGHTS}."
                 )
+            _check_expansion(members[_KERAS_WEIGHTS], path)
             _check_weight_file_size(members[_KERAS_WEIGHTS], n_weights, path)
             weights = inner.read(_KERAS_WEIGHTS)
     except (zipfile.BadZipFile, ValueError) as error:
