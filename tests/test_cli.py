@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -422,7 +423,7 @@ def test_failures_exit_1_with_a_message(
         (["train", "d", "-o", "m", "--threshold", "1.5"],
          "argument --threshold: The 'threshold' parameter"),
         (["train", "d", "-o", "m", "--threshold", "high"],
-         "argument --threshold: must be a number in [0, 1] or 'auto', got 'high'"),
+         "argument --threshold: must be a number in [0, 1) or 'auto', got 'high'"),
         (["train", "d", "-o", "m", "--dropout", "1"],
          "argument --dropout: The 'dropout' parameter of PneumoniaCNNClassifier must "
          "be a float in the range [0.0, 1.0)"),
@@ -437,6 +438,8 @@ def test_failures_exit_1_with_a_message(
         (["explain", "m", "f.png"], "required: --out"),
         (["tune", "d"], "required: --n-trials"),
         (["tune", "d", "--n-trials", "2", "--scoring", "f1"], "invalid choice: 'f1'"),
+        (["tune", "d", "--n-trials", "2", "--storage", "sqlite:///s.db"],
+         "--storage sqlite:///s.db needs --study-name"),
     ],
 )  # fmt: skip
 def test_usage_errors_exit_2(argv, message, capsys):
@@ -453,6 +456,107 @@ def test_interrupt_exits_130(data_dir, tmp_path, capsys, monkeypatch):
     status, _, err = _run(capsys, "train", data_dir, "-o", tmp_path / "m")
     assert status == 130
     assert err == "pneumoclf: error: interrupted; no partial file was left.\n"
+
+
+def test_interrupted_tune_prints_one_line(data_dir, capsys, monkeypatch):
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pneumoclf.PneumoniaCNNClassifier, "fit", interrupt)
+    status, _, err = _run(
+        capsys, "tune", data_dir, "--n-trials", 1, "--epochs", 1, "--image-size", 16
+    )
+    assert status == 130
+    assert "failed" not in err
+    assert err.splitlines()[-1] == (
+        "pneumoclf: error: interrupted; no partial file was left."
+    )
+
+
+def _read_only_folder(tmp_path):
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    return folder
+
+
+def _system_folder(tmp_path):
+    return Path("/sys")
+
+
+@pytest.mark.parametrize(
+    "make_folder",
+    [pytest.param(_read_only_folder, marks=not_root), _system_folder],
+    ids=["read-only", "system"],
+)
+def test_an_output_folder_that_cannot_be_written_is_named_before_training(
+    tmp_path, capsys, monkeypatch, make_folder
+):
+    folder = make_folder(tmp_path)
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pytest.skip(f"{folder} is writable here")
+    except OSError:
+        pass
+    monkeypatch.setattr("pneumoclf.datasets.load_chest_xray", _never_called)
+    output = folder / "m.pneumoclf"
+
+    status, _, err = _run(capsys, "train", tmp_path, "-o", output)
+
+    assert status == 1
+    assert err.startswith(
+        f"pneumoclf: error: -o/--output {output}: cannot write in the folder {folder}"
+    )
+
+
+def _never_called(*args, **kwargs):
+    raise AssertionError("the training data was read")
+
+
+# --------------------------------------------------------------- signed models
+
+
+@pytest.fixture(scope="module")
+def signed_model(data_dir, tmp_path_factory):
+    model = tmp_path_factory.mktemp("signed") / "signed.pneumoclf"
+    argv = ["train", data_dir, "-o", model, "--epochs", 1, "--image-size", 16,
+            "--seed", 0, "--batch-size", 16, "--quiet"]  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PNEUMOCLF_MODEL_KEY", "correct horse")
+        assert main([str(arg) for arg in argv]) == 0
+    return model
+
+
+def test_train_signs_with_the_key_of_the_environment(signed_model, trained):
+    assert load_model(signed_model, key="correct horse") is not None
+    with pytest.raises(pneumoclf.persistence.ModelFileError, match="not signed"):
+        load_model(trained[1], key="correct horse")
+
+
+@pytest.mark.parametrize(
+    ("key", "model", "status", "message"),
+    [
+        ("correct horse", "signed", 0, ""),
+        (None, "signed", 0, ""),
+        ("wrong horse", "signed", 1, "or was signed with another key"),
+        ("correct horse", "unsigned", 1, "is not signed, so it is refused"),
+        ("", "signed", 2, "PNEUMOCLF_MODEL_KEY is set but empty"),
+    ],
+    ids=["right-key", "no-key", "wrong-key", "unsigned", "empty-key"],
+)  # fmt: skip
+def test_predict_checks_the_key_of_the_environment(
+    signed_model, trained, data_dir, capsys, monkeypatch, key, model, status, message
+):
+    if key is None:
+        monkeypatch.delenv("PNEUMOCLF_MODEL_KEY", raising=False)
+    else:
+        monkeypatch.setenv("PNEUMOCLF_MODEL_KEY", key)
+    model = signed_model if model == "signed" else trained[1]
+
+    result = _run(capsys, "predict", model, _image_paths(data_dir)[0])
+
+    assert result[0] == status
+    assert message in result[2]
 
 
 # ---------------------------------------------- awkward paths and hostile files

@@ -1,6 +1,7 @@
 """Tuning: the default search space, tune() and its shared Optuna storages."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from PIL import Image
 from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
 from sklearn.pipeline import Pipeline
 
+import pneumoclf.tuning as tuning
 from pneumoclf import ImageLoader, PneumoniaCNNClassifier
 from pneumoclf.architecture import build_cnn
 from pneumoclf.datasets import patient_id
@@ -367,6 +369,58 @@ def test_tune_warns_that_a_stored_study_needs_a_fixed_split(xrays):
             fixed_params={"load__colour": 1},
             verbose=0,
         )
+
+
+@pytest.mark.parametrize("storage", ["sqlite:///{tmp}/s.db", "{tmp}/journal.log"])
+def test_a_stored_study_needs_a_name_to_be_found_again(xrays, tmp_path, storage):
+    storage = storage.format(tmp=tmp_path)
+    with pytest.raises(ValueError, match="needs a study_name"):
+        tune(xrays.paths, xrays.y, storage=storage, random_state=0, verbose=0)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # study.ask
+def test_a_trial_of_a_killed_worker_is_tried_again(xrays, tmp_path, monkeypatch):
+    monkeypatch.setattr(tuning, "_HEARTBEAT_INTERVAL", 1)
+    monkeypatch.setattr(tuning, "_HEARTBEAT_GRACE_PERIOD", 1)
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    arguments = dict(
+        search_space=WORKER_SPACE, fixed_params=WORKER_FIXED, storage=storage,
+        study_name="s", random_state=0, refit=False, verbose=0,
+    )  # fmt: skip
+    # A worker that started a trial, beat once, and was killed.
+    study = optuna.create_study(
+        storage=tuning._open_storage(storage), study_name="s", direction="maximize"
+    )
+    orphan = study.ask(WORKER_SPACE)
+    study._storage.record_heartbeat(orphan._trial_id)
+    time.sleep(2)
+
+    study, _ = tune(xrays.paths, xrays.y, n_trials=1, **arguments)
+
+    assert states(study) == [TrialState.FAIL, TrialState.COMPLETE]
+    retried = study.trials[1]
+    assert retried.params == orphan.params
+    assert retried.system_attrs["failed_trial"] == orphan.number
+
+
+def test_an_interruption_logs_no_failed_trial(xrays, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    optuna_logger = logging.getLogger("optuna")
+    monkeypatch.setattr(optuna_logger, "handlers", [*optuna_logger.handlers, handler])
+    monkeypatch.setattr(PneumoniaCNNClassifier, "fit", interrupted)
+
+    with pytest.raises(KeyboardInterrupt):
+        tune(xrays.paths, xrays.y, n_trials=1, search_space=TINY, verbose=0)
+
+    assert not [record for record in records if record.exc_info]
+    # The filter is gone afterwards: Optuna logs as it otherwise would.
+    assert all(not handler.filters for handler in optuna_logger.handlers)
 
 
 def test_limit_threads_refuses_once_tensorflow_has_started():

@@ -7,6 +7,8 @@ and :func:`limit_threads` shares a machine's cores between several workers.
 Tuning needs the ``tune`` extra: ``pip install "pneumoclf[tune]"``.
 """
 
+import functools
+import logging
 import os
 import socket
 import time
@@ -33,6 +35,14 @@ _FINISHED_STATES = ("COMPLETE", "PRUNED")
 
 #: Seconds SQLite waits for another process's write before failing.
 _SQLITE_LOCK_TIMEOUT = 30
+
+# A worker of a database study records a heartbeat this often while its trial
+# runs; a running trial without one for the grace period is taken for a killed
+# worker's: it is marked failed, and its parameters are tried again, at most
+# that many times.
+_HEARTBEAT_INTERVAL = 60
+_HEARTBEAT_GRACE_PERIOD = 180
+_MAX_RETRIES = 2
 
 
 def _import_optuna():
@@ -298,10 +308,17 @@ default=None
           ``JournalStorage``), which Optuna recommends for many processes on
           one machine or on a shared file system;
         * an Optuna storage object, used as it is.
+
+        In a database, a worker that is killed mid-trial stops its heartbeat:
+        after three minutes another worker marks that trial failed and tries
+        its parameters again (at most twice). A journal file has no heartbeat,
+        so such a trial stays ``RUNNING``; it does not count towards
+        ``n_trials``.
     study_name : str, default=None
         Name of the study in ``storage``. The study is created if it does not
-        exist and continued if it does. None means a new study with a generated
-        name.
+        exist and continued if it does. Needed with a database URL or a journal
+        file, where a study is found again by its name; with ``storage=None`` or
+        a storage object, None means a new study with a generated name.
     scoring : str, callable or None, default="roc_auc"
         Score of a trial on the validation part, greater is better: a
         scikit-learn scorer name or a scorer such as
@@ -379,6 +396,12 @@ default=None
     (2, 2)
     """
     optuna = _import_optuna()
+    if isinstance(storage, (str, os.PathLike)) and study_name is None:
+        raise ValueError(
+            f"storage={os.fspath(storage)!r} needs a study_name: a stored study is "
+            "found again by its name, so that a rerun or another worker continues "
+            "it instead of starting a new one."
+        )
     if n_threads is not None:
         limit_threads(n_threads)
     if storage is not None and random_state is None:
@@ -412,6 +435,9 @@ default=None
     }
     _check_search_space(search_space)
 
+    quiet_on_interrupt = _QuietOnInterrupt()
+
+    @quiet_on_interrupt.watch
     def objective(trial):
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         sampled = {
@@ -436,7 +462,7 @@ default=None
         trial.set_user_attr("n_epochs", classifier.n_epochs_)
         return float(scorer(pipe, paths[validation], y[validation]))
 
-    with _optuna_log_level(optuna, verbose):
+    with _optuna_log_level(optuna, verbose, quiet_on_interrupt):
         study = _create_study(optuna, storage, study_name, random_state, pruning)
         finished = tuple(optuna.trial.TrialState[state] for state in _FINISHED_STATES)
         n_missing = n_trials - len(study.get_trials(deepcopy=False, states=finished))
@@ -568,12 +594,18 @@ def _open_storage(storage):
 
 
 def _rdb_storage(url, engine_kwargs, attempts=3):
+    import optuna
     from optuna.storages import RDBStorage
     from sqlalchemy.exc import SQLAlchemyError
 
     for attempt in range(1, attempts + 1):
         try:
-            return RDBStorage(url, engine_kwargs=engine_kwargs)
+            with warnings.catch_warnings():
+                # Optuna marks the heartbeat experimental; tune documents it.
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(
+                    url, engine_kwargs=engine_kwargs, **_heartbeat_settings()
+                )
         except ImportError as error:
             scheme = url.split("://", 1)[0]
             raise ImportError(
@@ -588,6 +620,18 @@ def _rdb_storage(url, engine_kwargs, attempts=3):
             if attempt == attempts:
                 raise
             time.sleep(attempt)
+
+
+def _heartbeat_settings():
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    return {
+        "heartbeat_interval": _HEARTBEAT_INTERVAL,
+        "grace_period": _HEARTBEAT_GRACE_PERIOD,
+        "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(
+            max_retry=_MAX_RETRIES
+        ),
+    }
 
 
 def _best_trial(study):
@@ -605,13 +649,46 @@ def _best_trial(study):
 
 
 @contextmanager
-def _optuna_log_level(optuna, verbose):
-    """Show Optuna's line per finished trial if ``verbose``, then restore its level."""
+def _optuna_log_level(optuna, verbose, log_filter):
+    """Show Optuna's line per finished trial if ``verbose``, then restore its level.
+
+    ``log_filter`` is added to Optuna's handlers meanwhile: a logger's own
+    filters do not see its children's records.
+    """
     previous = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(
         optuna.logging.INFO if verbose else optuna.logging.WARNING
     )
+    handlers = logging.getLogger("optuna").handlers
+    for handler in handlers:
+        handler.addFilter(log_filter)
     try:
         yield
     finally:
+        for handler in handlers:
+            handler.removeFilter(log_filter)
         optuna.logging.set_verbosity(previous)
+
+
+class _QuietOnInterrupt(logging.Filter):
+    """Hold back Optuna's failed-trial warnings once the user has interrupted.
+
+    The ``KeyboardInterrupt`` itself reaches the caller; Optuna would first log
+    the interrupted trial as failed, with a traceback.
+    """
+
+    interrupted = False
+
+    def watch(self, objective):
+        @functools.wraps(objective)
+        def watched(trial):
+            try:
+                return objective(trial)
+            except KeyboardInterrupt:
+                self.interrupted = True
+                raise
+
+        return watched
+
+    def filter(self, record):
+        return not self.interrupted

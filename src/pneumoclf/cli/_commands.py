@@ -8,7 +8,9 @@ import csv
 import io
 import json
 import math
+import os
 import sys
+import tempfile
 import time
 import warnings
 
@@ -20,6 +22,7 @@ from ..recipes import (
     image_file_pipeline,
     make_pipeline,
 )
+from ._parser import MODEL_KEY_VARIABLE
 
 
 class UsageError(Exception):
@@ -92,6 +95,7 @@ def run_train(args):
             f"--threshold {args.threshold}."
         )
     _check_output_path(args.output, "-o/--output")
+    key = _model_key()
     # The recipe's target recall belongs to its automatic threshold only.
     no_target = {} if args.threshold == "auto" else {"cnn__target_recall": None}
     pipeline = _checked_pipeline(
@@ -104,7 +108,7 @@ def run_train(args):
             f"resized to {args.image_size}x{args.image_size}:"
         )
     _fit_trained(pipeline, data.paths, _labels(data), cnn__groups=data.groups)
-    save_model(pipeline, args.output)
+    save_model(pipeline, args.output, key=key)
     classifier = pipeline[-1]
     if not args.quiet:
         print(
@@ -122,7 +126,7 @@ def run_evaluate(args):
 
     if args.report_dir is not None:
         require_matplotlib("--report-dir")  # before the long part
-    model = image_file_pipeline(load_model(args.model))
+    model = image_file_pipeline(load_model(args.model, key=_model_key()))
     data = load_chest_xray(args.data_dir)
     scores = model.predict_proba(data.paths)[:, 1]
     threshold = model[-1].threshold_
@@ -151,7 +155,7 @@ def run_predict(args):
 
     if args.output is not None:
         _check_output_path(args.output, "-o/--output")
-    model = image_file_pipeline(load_model(args.model))
+    model = image_file_pipeline(load_model(args.model, key=_model_key()))
     scores = model.predict_proba(args.files)[:, 1]
     labels = model.classes_[is_pneumonia(scores, model[-1].threshold_).astype(int)]
     rows = [
@@ -169,7 +173,7 @@ def run_explain(args):
 
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file; give a folder.")
-    model = image_file_pipeline(load_model(args.model))
+    model = image_file_pipeline(load_model(args.model, key=_model_key()))
     for path in save_overlays(model, args.files, args.out, layer=args.layer):
         print(path)
     return 0
@@ -185,6 +189,12 @@ def run_tune(args):
         limit_threads(args.n_threads)
     if args.output is not None:
         _check_output_path(args.output, "-o/--output")
+    if args.storage is not None and args.study_name is None:
+        raise UsageError(
+            f"--storage {args.storage} needs --study-name: a study is found again "
+            "by its name, so that a rerun or another worker continues it."
+        )
+    key = _model_key()
     fixed_params = {}
     if args.epochs is not None:
         fixed_params["cnn__epochs"] = args.epochs
@@ -213,7 +223,7 @@ def run_tune(args):
         verbose=0 if args.quiet else 1,
     )
     if best is not None:
-        save_model(best, args.output)
+        save_model(best, args.output, key=key)
     if not args.quiet:
         print(_describe_study(study, args.scoring))
         if best is not None:
@@ -354,6 +364,26 @@ def _check_output_path(path, option):
         raise ValueError(f"{option} {path} is a directory; give a file name.")
     if not path.parent.is_dir():
         raise ValueError(f"{option} {path}: the folder {path.parent} does not exist.")
+    try:
+        # An unnamed file where the system allows it: nothing is left either way.
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"{option} {path}: cannot write in the folder {path.parent} "
+            f"({error.strerror or error})."
+        ) from error
+
+
+def _model_key():
+    """The key of ``PNEUMOCLF_MODEL_KEY`` that signs and checks model files."""
+    key = os.environ.get(MODEL_KEY_VARIABLE)
+    if key == "":
+        raise UsageError(
+            f"{MODEL_KEY_VARIABLE} is set but empty: set it to the key that signs "
+            "model files, or unset it."
+        )
+    return key
 
 
 def _write_text(text, output):

@@ -13,6 +13,9 @@ from ..recipes import DEMO_EPOCHS, DROPOUT, IMAGE_SIZE, TARGET_RECALL
 
 PROG = "pneumoclf"
 
+#: Environment variable holding the key that signs and checks model files.
+MODEL_KEY_VARIABLE = "PNEUMOCLF_MODEL_KEY"
+
 #: Trial scores ``pneumoclf tune --scoring`` offers.
 SCORINGS = ("roc_auc", "recall_weighted")
 
@@ -30,6 +33,11 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Recall-first pneumonia detection on pediatric chest X-rays.",
+        epilog=(
+            f"environment: with {MODEL_KEY_VARIABLE} set, train and tune sign the "
+            "model files they write with its value (HMAC-SHA256), and evaluate, "
+            "predict and explain refuse any model file not signed with it."
+        ),
     )
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {__version__}"
@@ -356,5 +364,5 @@ def _threshold(text):
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"must be a number in [0, 1] or 'auto', got {text!r}"
+            f"must be a number in [0, 1) or 'auto', got {text!r}"
         ) from None
