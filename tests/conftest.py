@@ -84,3 +84,17 @@ def awkward_model_file(awkward_pipeline, tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "model.pneumoclf"
     save_model(awkward_pipeline, path)
     return path
+
+
+@pytest.fixture(scope="module")
+def eager_networks():
+    """Run the networks eagerly, for modules that test a contract, not TensorFlow.
+
+    Tracing a new network's training graph takes about a second, most of a
+    small fit's time; graph execution is what the other test modules run.
+    """
+    import tensorflow as tf
+
+    tf.config.run_functions_eagerly(True)
+    yield
+    tf.config.run_functions_eagerly(False)

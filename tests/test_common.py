@@ -7,7 +7,10 @@ from pneumoclf import ImageLoader, PneumoniaCNNClassifier
 
 # The checks feed tables far outside [0, 1] on purpose; the classifier's warning
 # about unscaled images is right there, and only noise.
-pytestmark = pytest.mark.filterwarnings("ignore:X holds values in:UserWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:X holds values in:UserWarning"),
+    pytest.mark.usefixtures("eager_networks"),
+]
 
 CLASSIFIER_EXPECTED_FAILURES = {
     "check_sample_weight_equivalence_on_dense_data": (

@@ -35,6 +35,9 @@ from pneumoclf.datasets import patient_id
 from pneumoclf.metrics import make_recall_weighted_scorer
 from pneumoclf.tuning import default_search_space, limit_threads, tune
 
+# What is tested here is the search around the networks, not the networks.
+pytestmark = pytest.mark.usefixtures("eager_networks")
+
 IMAGE_SIZE = 16
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
