@@ -312,6 +312,7 @@ def test_other_table_width_than_in_fit_is_refused(data):
         {"padding": "full"},
         {"optimizer": "adagrad"},
         {"threshold": 1.5},
+        {"threshold": 1.0},
         {"threshold": "best"},
         {"learning_rate": -1.0},
         {"validation_fraction": 0.0},

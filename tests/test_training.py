@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from synthetic import blob_images
 
-from pneumoclf import PneumoniaCNNClassifier, _training
+from pneumoclf import PneumoniaCNNClassifier, _training, _utils
 
 FAST = dict(epochs=3, batch_size=16, random_state=0, verbose=0)
 
@@ -94,3 +94,14 @@ def test_early_stopping_and_the_schedule_watch_the_chosen_figure(
         assert callback.monitor == watched
     assert callbacks[0].mode == mode
     assert _training._callbacks(classifier, monitored=False) == []
+
+
+def test_an_automatic_threshold_of_one_is_kept_below_one(data, monkeypatch):
+    X, y = data
+    monkeypatch.setattr(_training, "choose_threshold", lambda *args, **kw: 1.0)
+    classifier = PneumoniaCNNClassifier(threshold="auto", **FAST).fit(X, y)
+
+    assert classifier.threshold_ == _training.HIGHEST_THRESHOLD < 1
+    assert classifier.predict_proba(np.ones((1, *X.shape[1:]))).shape == (1, 2)
+    assert _utils.is_pneumonia(np.float32(1), classifier.threshold_)
+    classifier.set_fitted_state(classifier.get_fitted_state())  # a valid state

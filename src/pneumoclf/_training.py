@@ -28,6 +28,12 @@ from .model_selection import patient_split
 #: Smallest validation part, in images of each class, worth monitoring.
 MIN_VALIDATION_PER_CLASS = 2
 
+#: Where an automatic threshold of 1 (pneumonia only where the network is exactly
+#: certain, which no threshold may be) is capped: the largest float32 below 1,
+#: which calls pneumonia wherever 1 would.
+HIGHEST_THRESHOLD = float(np.nextafter(np.float32(1), np.float32(0)))
+
+
 # Training images a fitted network is checked on, and the least spread of their
 # scores that shows it tells images apart.
 _COLLAPSE_SAMPLE = 256
@@ -235,7 +241,7 @@ class _ScikerasTrainer(KerasClassifier):
                 calibrated(scores, self.calibration_),
                 min_recall=classifier.target_recall,
             )
-            self.chosen_threshold_ = float(threshold)
+            self.chosen_threshold_ = min(float(threshold), HIGHEST_THRESHOLD)
 
 
 def _check_trained(model, X, batch_size):
@@ -560,10 +566,10 @@ def check_fitted_state(state, names):
     _check_network(state["model_"], image_shape)
     threshold = state["chosen_threshold_"]
     if threshold is not None and not (
-        isinstance(threshold, float) and 0 <= threshold <= 1
+        isinstance(threshold, float) and 0 <= threshold < 1
     ):
         raise ValueError(
-            f"chosen_threshold_ must be None or a number in [0, 1], got {threshold!r}."
+            f"chosen_threshold_ must be None or a number in [0, 1), got {threshold!r}."
         )
     n_features = state["n_features_in_"]
     if n_features not in image_shape[:2]:

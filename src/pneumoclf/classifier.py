@@ -104,8 +104,10 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         Largest random translation while training, as a fraction of the side.
     contrast : float, default=0.1
         Largest random contrast change while training.
-    threshold : float in [0, 1] or "auto", default=0.5
-        Decision threshold on the pneumonia probability used by :meth:`predict`.
+    threshold : float in [0, 1) or "auto", default=0.5
+        Decision threshold on the pneumonia probability used by :meth:`predict`
+        (pneumonia where the probability reaches it; 1 is refused, as it would
+        call pneumonia only where the network is exactly certain).
         A number can be changed with ``set_params`` after fitting, without
         refitting. ``"auto"`` chooses it on the validation part with
         :func:`pneumoclf.metrics.choose_threshold` (F2 with a specificity
@@ -210,7 +212,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         "zoom": [Interval(Real, 0, 1, closed="left")],
         "shift": [Interval(Real, 0, 1, closed="left")],
         "contrast": [Interval(Real, 0, 1, closed="both")],
-        "threshold": [Interval(Real, 0, 1, closed="both"), StrOptions({"auto"})],
+        "threshold": [Interval(Real, 0, 1, closed="left"), StrOptions({"auto"})],
         "target_recall": [Interval(Real, 0, 1, closed="right"), None],
         "calibration": [StrOptions({"platt", "temperature"}), None],
         "prevalence": [Interval(Real, 0, 1, closed="neither"), None],
