@@ -304,6 +304,15 @@ def test_other_table_width_than_in_fit_is_refused(data):
         clf.predict(X[:, 0, :8])
 
 
+def test_label_smoothing_reaches_the_loss(data):
+    X, y = data
+    classifier = PneumoniaCNNClassifier(
+        label_smoothing=0.1, epochs=1, early_stopping=False, random_state=0
+    ).fit(X, y)
+
+    assert classifier.model_.loss.get_config()["label_smoothing"] == 0.1
+
+
 @pytest.mark.parametrize(
     "params",
     [
@@ -313,6 +322,7 @@ def test_other_table_width_than_in_fit_is_refused(data):
         {"optimizer": "adagrad"},
         {"threshold": 1.5},
         {"threshold": 1.0},
+        {"label_smoothing": 1.0},
         {"threshold": "best"},
         {"learning_rate": -1.0},
         {"validation_fraction": 0.0},

@@ -321,6 +321,7 @@ def build_network(classifier, image_shape, seed=None):
         contrast=classifier.contrast,
         optimizer=classifier.optimizer,
         learning_rate=classifier.learning_rate,
+        label_smoothing=classifier.label_smoothing,
         seed=seed,
     )
 

@@ -190,6 +190,7 @@ def build_cnn(
     contrast=0.0,
     optimizer="adam",
     learning_rate=1e-3,
+    label_smoothing=0.0,
     seed=None,
 ):
     """Build and compile the pneumonia CNN.
@@ -218,6 +219,8 @@ def build_cnn(
         Optimiser name.
     learning_rate : float, default=1e-3
         Initial learning rate.
+    label_smoothing : float, default=0.0
+        Share by which the cross-entropy moves the targets 0 and 1 towards 0.5.
     seed : int or None, default=None
         Seed of the initial weights and of the augmentation and dropout layers:
         with a seed, the same call builds the same network, and no global random
@@ -278,7 +281,7 @@ def build_cnn(
     model = keras.Model(inputs, outputs, name="pneumonia_cnn")
     model.compile(
         optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate),
-        loss="binary_crossentropy",
+        loss=keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing),
         metrics=[keras.metrics.AUC(name="auc")],
     )
     return model

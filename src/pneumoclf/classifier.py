@@ -70,6 +70,10 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         Optimiser.
     learning_rate : float, default=1e-3
         Initial learning rate.
+    label_smoothing : float in [0, 1), default=0.0
+        Training targets of 0 and 1 moved towards 0.5 by this share (0.1 trains
+        on 0.05 and 0.95), for labels that may be wrong. The probabilities are
+        then less extreme: calibrate them (``calibration``).
     lr_schedule : {"constant", "plateau"}, default="constant"
         ``"plateau"`` divides the learning rate by 5 when the monitored
         validation figure stalls for ``max(1, patience // 3)`` epochs.
@@ -200,6 +204,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         "padding": [StrOptions({"auto", "valid", "same"})],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "lr_schedule": [StrOptions({"constant", "plateau"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "epochs": [Interval(Integral, 1, None, closed="left")],
@@ -233,6 +238,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         padding="auto",
         optimizer="adam",
         learning_rate=1e-3,
+        label_smoothing=0.0,
         lr_schedule="constant",
         batch_size=64,
         epochs=100,
@@ -262,6 +268,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         self.padding = padding
         self.optimizer = optimizer
         self.learning_rate = learning_rate
+        self.label_smoothing = label_smoothing
         self.lr_schedule = lr_schedule
         self.batch_size = batch_size
         self.epochs = epochs

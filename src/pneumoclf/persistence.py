@@ -66,12 +66,12 @@ __all__ = [
 ]
 
 FORMAT_NAME = "pneumoclf-model"
-FORMAT_VERSION = "2.0"
+FORMAT_VERSION = "2.1"
 """Version of the file format, ``"major.minor"``.
 
 Files of the same major version are read; a new minor version only adds entries.
-Version 2.0 stores the classifier's fitted attributes under their own names; files
-of version 1.x are still read.
+Version 2.0 stores the classifier's fitted attributes under their own names; 2.1
+adds the optional ``signature.hmac`` member. Files of version 1.x are still read.
 """
 
 # Major versions this pneumoclf reads.
