@@ -25,3 +25,13 @@ def test_count_weights_matches_the_built_network(shape):
 
 def test_count_weights_of_an_enormous_network_costs_nothing():
     assert count_weights((64, 64, 1), dense_units=2**20) > 2**29
+
+
+def test_count_weights_is_unchanged_by_augmentation():
+    plain = count_weights((32, 32, 1), filters=4, dense_units=6)
+    augmented = build_cnn(
+        (32, 32, 1), filters=4, dense_units=6, rotation=0.1, zoom=0.2, shift=0.1,
+        contrast=0.3,
+    )  # fmt: skip
+
+    assert augmented.count_params() == plain
