@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+import sklearn
 from awkward import SIDE, SMALL_CNN
 from sklearn.base import clone, is_classifier
 from sklearn.calibration import CalibratedClassifierCV
@@ -736,3 +737,40 @@ def test_identical_training_images_are_no_sign_of_a_failed_training(recwarn):
         X, np.array([0, 1] * 4)
     )
     assert not [w for w in recwarn if "same pneumonia probability" in str(w.message)]
+
+
+# --- scikit-learn's global configuration ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def default_config_run(image_files):
+    return _fit_and_predict(image_files)
+
+
+def _fit_and_predict(image_files):
+    paths, y = image_files
+    pipeline = fast_pipeline(threshold="auto", calibration="platt")
+    pipeline.fit(paths, y)  # with a validation part, early stopping and a threshold
+    return (
+        pipeline.predict_proba(paths),
+        pipeline.predict(paths),
+        pipeline.score(paths, y),
+    )
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"transform_output": "pandas"},
+        {"assume_finite": True},
+        {"enable_metadata_routing": True},
+    ],
+    ids=lambda config: next(iter(config)),
+)
+def test_global_configuration_changes_nothing(image_files, default_config_run, config):
+    with sklearn.config_context(**config):
+        probabilities, labels, score = _fit_and_predict(image_files)
+
+    np.testing.assert_array_equal(probabilities, default_config_run[0])
+    np.testing.assert_array_equal(labels, default_config_run[1])
+    assert score == default_config_run[2]

@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -14,6 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import fbeta_score, recall_score
 from sklearn.model_selection import (
     GridSearchCV,
+    StratifiedKFold,
     TunedThresholdClassifierCV,
     cross_validate,
 )
@@ -640,3 +642,96 @@ def test_a_scorer_with_an_unknown_pos_label_names_it():
 
     with pytest.raises(ValueError, match=r"pos_label=.?PNEUMONA.? is not"):
         make_recall_weighted_scorer(pos_label="PNEUMONA")(dummy, X, y)
+
+
+# --- sample weights ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def weighted_cases():
+    rng = np.random.default_rng(10)  # a draw where every figure moves with weights
+    y_true = rng.integers(0, 2, 60)
+    y_score = np.clip(y_true * 0.4 + rng.random(60) * 0.6, 0, 1).round(2)
+    weights = rng.integers(0, 4, 60)
+    return y_true, y_score, weights
+
+
+def _repeated(weights, *arrays):
+    return [np.repeat(array, weights) for array in arrays]
+
+
+@pytest.mark.parametrize(
+    "score",
+    [
+        lambda y, s, **kw: specificity_score(y, s >= 0.5, **kw),
+        lambda y, s, **kw: recall_weighted_score(y, s >= 0.5, **kw),
+        lambda y, s, **kw: specificity_at_recall_score(y, s >= 0.5, **kw),
+        lambda y, s, **kw: choose_threshold(y, s, **kw),
+        lambda y, s, **kw: choose_threshold(y, s, min_recall=0.9, **kw),
+    ],
+    ids=["specificity", "recall_weighted", "specificity_at_recall",
+         "threshold", "threshold_at_recall"],
+)  # fmt: skip
+def test_an_integer_weight_counts_as_that_many_copies(weighted_cases, score):
+    y_true, y_score, weights = weighted_cases
+
+    weighted = score(y_true, y_score, sample_weight=weights)
+
+    assert weighted == score(*_repeated(weights, y_true, y_score))
+    assert weighted != score(y_true, y_score)  # the weights matter here
+
+
+def test_the_clinical_report_weighs_every_figure(weighted_cases):
+    y_true, y_score, weights = weighted_cases
+
+    weighted = clinical_report(y_true, y_score, 0.5, sample_weight=weights)
+    repeated = clinical_report(*_repeated(weights, y_true, y_score), 0.5)
+
+    assert weighted.keys() == repeated.keys()
+    for name, value in repeated.items():
+        assert weighted[name] == pytest.approx(value, rel=1e-12), name
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ([-1.0] + [1.0] * 59, "Negative values in data"),
+        ([1.0] * 3, r"sample_weight\.shape == \(3,\), expected \(60,\)"),
+    ],
+)
+def test_bad_weights_are_refused(weighted_cases, weights, message):
+    y_true, y_score, _ = weighted_cases
+    with pytest.raises(ValueError, match=message):
+        clinical_report(y_true, y_score, sample_weight=weights)
+
+
+@pytest.mark.parametrize(
+    "make_scorer",
+    [make_recall_weighted_scorer, make_specificity_at_recall_scorer],
+)
+def test_scorers_take_routed_weights_in_searches(make_scorer):
+    X, y = make_classification(n_samples=300, weights=[0.3], random_state=0)
+    weights = np.random.default_rng(0).integers(1, 4, len(y)).astype(float)
+    folds = list(StratifiedKFold(3).split(X, y))
+    with sklearn.config_context(enable_metadata_routing=True):
+        scorer = make_scorer().set_score_request(sample_weight=True)
+        model = LogisticRegression().set_fit_request(sample_weight=False)
+        scores = cross_validate(
+            model, X, y, cv=folds, scoring=scorer, params={"sample_weight": weights}
+        )["test_score"]
+        search = GridSearchCV(model, {"C": [0.1, 1.0]}, cv=folds, scoring=scorer).fit(
+            X, y, sample_weight=weights
+        )
+
+    expected = [
+        scorer(LogisticRegression().fit(X[train], y[train]), X[test], y[test],
+               sample_weight=weights[test])
+        for train, test in folds
+    ]  # fmt: skip
+    np.testing.assert_allclose(scores, expected)
+    unweighted = [
+        make_scorer()(LogisticRegression().fit(X[train], y[train]), X[test], y[test])
+        for train, test in folds
+    ]
+    assert not np.allclose(expected, unweighted)
+    assert search.cv_results_["mean_test_score"][1] == pytest.approx(np.mean(expected))

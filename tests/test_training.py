@@ -105,3 +105,19 @@ def test_an_automatic_threshold_of_one_is_kept_below_one(data, monkeypatch):
     assert classifier.predict_proba(np.ones((1, *X.shape[1:]))).shape == (1, 2)
     assert _utils.is_pneumonia(np.float32(1), classifier.threshold_)
     classifier.set_fitted_state(classifier.get_fitted_state())  # a valid state
+
+
+def test_the_automatic_threshold_weighs_the_validation_images(data, monkeypatch):
+    X, y = data
+    weights = 1 + np.arange(len(y)) / 1000  # each image its own weight
+    seen = {}
+
+    def recording_choice(y_true, y_score, **kwargs):
+        seen.update(kwargs, n_images=len(y_true))
+        return 0.5
+
+    monkeypatch.setattr(_training, "choose_threshold", recording_choice)
+    PneumoniaCNNClassifier(threshold="auto", **FAST).fit(X, y, sample_weight=weights)
+
+    assert len(seen["sample_weight"]) == seen["n_images"] > 0
+    assert np.isin(seen["sample_weight"], weights.astype(np.float32)).all()

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import keras
 import numpy as np
 from scikeras.wrappers import KerasClassifier
+from sklearn import config_context
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import InvalidParameterError
@@ -103,7 +104,10 @@ def train_network(classifier, X, y, *, sample_weight, groups, seed):
     trainer = _ScikerasTrainer(
         classifier, image_shape=X.shape[1:], seed=seed, groups=groups
     )
-    trainer.fit(X, y, sample_weight=sample_weight)
+    # scikeras encodes the labels with scikit-learn transformers, which a global
+    # transform_output="pandas" would turn into DataFrames.
+    with config_context(transform_output="default"):
+        trainer.fit(X, y, sample_weight=sample_weight)
     trainer.warnings_.extend(_check_trained(trainer.model_, X, classifier.batch_size))
     return TrainedNetwork(
         model=trainer.model_,
@@ -165,7 +169,7 @@ class _ScikerasTrainer(KerasClassifier):
         )
         self.history_ = {name: list(values) for name, values in history.history.items()}
         self.n_epochs_ = len(history.epoch)
-        self._calibrate_and_choose_threshold(X, y, validation)
+        self._calibrate_and_choose_threshold(X, y, validation, sample_weight)
 
     def _validation_split(self, y):
         """Indices of the training and validation parts, stratified by class."""
@@ -209,8 +213,11 @@ class _ScikerasTrainer(KerasClassifier):
         )
         return everything, None
 
-    def _calibrate_and_choose_threshold(self, X, y, validation):
-        """Fit the calibration and the automatic threshold on the validation part."""
+    def _calibrate_and_choose_threshold(self, X, y, validation, sample_weight):
+        """Fit the calibration and the automatic threshold on the validation part.
+
+        The threshold weighs each validation image by its ``sample_weight``.
+        """
         classifier = self._classifier
         self.calibration_, self.chosen_threshold_ = None, None
         self.prevalence_ = float(np.mean(y))
@@ -240,6 +247,9 @@ class _ScikerasTrainer(KerasClassifier):
                 y_validation,
                 calibrated(scores, self.calibration_),
                 min_recall=classifier.target_recall,
+                sample_weight=(
+                    None if sample_weight is None else sample_weight[validation]
+                ),
             )
             self.chosen_threshold_ = min(float(threshold), HIGHEST_THRESHOLD)
 

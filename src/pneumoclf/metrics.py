@@ -25,7 +25,11 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 from sklearn.utils.multiclass import unique_labels
-from sklearn.utils.validation import check_consistent_length, column_or_1d
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_consistent_length,
+    column_or_1d,
+)
 
 from ._utils import check_label_order, check_no_missing_labels
 from ._utils import is_pneumonia as decide_pneumonia
@@ -144,7 +148,9 @@ def _check_beta(beta):
 # ------------------------------------------------------------------- plain metrics
 
 
-def specificity_score(y_true, y_pred, *, pos_label=None, zero_division="warn"):
+def specificity_score(
+    y_true, y_pred, *, pos_label=None, zero_division="warn", sample_weight=None
+):
     """Specificity: the share of normal cases predicted normal, TN / (TN + FP).
 
     It is the recall of the negative class, computed with
@@ -162,6 +168,8 @@ def specificity_score(y_true, y_pred, *, pos_label=None, zero_division="warn"):
     zero_division : {"warn", 0.0, 1.0, np.nan}, default="warn"
         The value returned when `y_true` holds no normal case, as in
         :func:`sklearn.metrics.recall_score`.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Weight of each case; None weighs every case 1.
 
     Returns
     -------
@@ -182,6 +190,7 @@ def specificity_score(y_true, y_pred, *, pos_label=None, zero_division="warn"):
             ~predicted_pneumonia,
             pos_label=True,
             zero_division=zero_division,
+            sample_weight=_checked_weights(sample_weight, is_pneumonia),
         )
     )
 
@@ -212,16 +221,26 @@ def _specificity_at_recall_from_counts(tp, fp, tn, fn, *, min_recall):
     return np.where(recall >= min_recall, specificity, recall - 1)
 
 
-def _confusion_counts(y_true, y_pred, pos_label):
+def _confusion_counts(y_true, y_pred, pos_label, sample_weight):
     is_pneumonia, predicted_pneumonia = _pneumonia_masks(y_true, y_pred, pos_label)
     tn, fp, fn, tp = confusion_matrix(
-        is_pneumonia, predicted_pneumonia, labels=[False, True]
+        is_pneumonia,
+        predicted_pneumonia,
+        labels=[False, True],
+        sample_weight=_checked_weights(sample_weight, is_pneumonia),
     ).ravel()
     return tp, fp, tn, fn
 
 
+def _checked_weights(sample_weight, y):
+    """``sample_weight`` as floats, one finite non-negative weight per case."""
+    if sample_weight is None:
+        return None
+    return _check_sample_weight(sample_weight, y, ensure_non_negative=True)
+
+
 def recall_weighted_score(
-    y_true, y_pred, *, beta=2.0, min_specificity=0.5, pos_label=None
+    y_true, y_pred, *, beta=2.0, min_specificity=0.5, pos_label=None, sample_weight=None
 ):
     """F-beta on the pneumonia class, guarded against the "always pneumonia" answer.
 
@@ -251,6 +270,8 @@ def recall_weighted_score(
     pos_label : int, bool or str, default=None
         The pneumonia label. None means the greater of the two labels in sorted
         order (1, True or ``"PNEUMONIA"``).
+    sample_weight : array-like of shape (n_samples,), default=None
+        Weight of each case; None weighs every case 1.
 
     Returns
     -------
@@ -272,7 +293,7 @@ def recall_weighted_score(
     """
     _check_beta(beta)
     _check_fraction("min_specificity", min_specificity)
-    tp, fp, tn, fn = _confusion_counts(y_true, y_pred, pos_label)
+    tp, fp, tn, fn = _confusion_counts(y_true, y_pred, pos_label, sample_weight)
     return float(
         _recall_weighted_from_counts(
             tp, fp, tn, fn, beta=beta, min_specificity=min_specificity
@@ -280,7 +301,9 @@ def recall_weighted_score(
     )
 
 
-def specificity_at_recall_score(y_true, y_pred, *, min_recall=0.97, pos_label=None):
+def specificity_at_recall_score(
+    y_true, y_pred, *, min_recall=0.97, pos_label=None, sample_weight=None
+):
     """Specificity of predictions that reach a required recall.
 
     When the predictions' recall on the pneumonia class is at least `min_recall`,
@@ -302,6 +325,8 @@ def specificity_at_recall_score(y_true, y_pred, *, min_recall=0.97, pos_label=No
     pos_label : int, bool or str, default=None
         The pneumonia label. None means the greater of the two labels in sorted
         order (1, True or ``"PNEUMONIA"``).
+    sample_weight : array-like of shape (n_samples,), default=None
+        Weight of each case; None weighs every case 1.
 
     Returns
     -------
@@ -322,7 +347,7 @@ def specificity_at_recall_score(y_true, y_pred, *, min_recall=0.97, pos_label=No
     -0.25
     """
     _check_fraction("min_recall", min_recall)
-    tp, fp, tn, fn = _confusion_counts(y_true, y_pred, pos_label)
+    tp, fp, tn, fn = _confusion_counts(y_true, y_pred, pos_label, sample_weight)
     return float(
         _specificity_at_recall_from_counts(tp, fp, tn, fn, min_recall=min_recall)
     )
@@ -446,6 +471,7 @@ def choose_threshold(
     min_specificity=0.5,
     min_recall=None,
     pos_label=None,
+    sample_weight=None,
 ):
     """Decision threshold on the pneumonia probability that maximises a scorer.
 
@@ -482,6 +508,8 @@ def choose_threshold(
     pos_label : int, bool or str, default=None
         The pneumonia label. None means the greater of the two labels in sorted
         order (1, True or ``"PNEUMONIA"``).
+    sample_weight : array-like of shape (n_samples,), default=None
+        Weight of each case; None weighs every case 1.
 
     Returns
     -------
@@ -504,7 +532,10 @@ def choose_threshold(
         _check_fraction("min_recall", min_recall)
     is_pneumonia, y_score = _pneumonia_mask_and_scores(y_true, y_score, pos_label)
     tn, fp, fn, tp, thresholds = confusion_matrix_at_thresholds(
-        is_pneumonia, y_score, pos_label=True
+        is_pneumonia,
+        y_score,
+        pos_label=True,
+        sample_weight=_checked_weights(sample_weight, is_pneumonia),
     )
     if min_recall is None:
         scores = _recall_weighted_from_counts(
@@ -521,7 +552,9 @@ def choose_threshold(
 # ------------------------------------------------------------------------- report
 
 
-def clinical_report(y_true, y_score, threshold=0.5, *, pos_label=None):
+def clinical_report(
+    y_true, y_score, threshold=0.5, *, pos_label=None, sample_weight=None
+):
     """The figures a clinician reads at one operating point.
 
     Parameters
@@ -535,6 +568,10 @@ def clinical_report(y_true, y_score, threshold=0.5, *, pos_label=None):
     pos_label : int, bool or str, default=None
         The pneumonia label. None means the greater of the two labels in sorted
         order (1, True or ``"PNEUMONIA"``).
+    sample_weight : array-like of shape (n_samples,), default=None
+        Weight of each case. Every figure is then weighted, ``n`` and the
+        confusion counts included (sums of weights, as floats); None weighs
+        every case 1.
 
     Returns
     -------
@@ -574,29 +611,44 @@ def clinical_report(y_true, y_score, threshold=0.5, *, pos_label=None):
     """
     _check_fraction("threshold", threshold)
     is_pneumonia, y_score = _pneumonia_mask_and_scores(y_true, y_score, pos_label)
+    weights = _checked_weights(sample_weight, is_pneumonia)
     predicted = decide_pneumonia(y_score, threshold)
+    count = int if weights is None else float
     tn, fp, fn, tp = (
-        int(count)
-        for count in confusion_matrix(
-            is_pneumonia, predicted, labels=[False, True]
+        count(n_cases)
+        for n_cases in confusion_matrix(
+            is_pneumonia, predicted, labels=[False, True], sample_weight=weights
         ).ravel()
     )
-    n = len(is_pneumonia)
-    both_classes = 0 < tp + fn < n
+    n = tn + fp + fn + tp
+    if n == 0:
+        raise ValueError("sample_weight is zero for every case: nothing to report.")
+    both_classes = tp + fn > 0 and tn + fp > 0
+    weighted = {"sample_weight": weights}
     return {
         "n": n,
         "prevalence": (tp + fn) / n,
         "threshold": float(threshold),
         "roc_auc": (
-            float(roc_auc_score(is_pneumonia, y_score)) if both_classes else np.nan
+            float(roc_auc_score(is_pneumonia, y_score, **weighted))
+            if both_classes
+            else np.nan
         ),
-        "recall": float(recall_score(is_pneumonia, predicted, zero_division=np.nan)),
+        "recall": float(
+            recall_score(is_pneumonia, predicted, zero_division=np.nan, **weighted)
+        ),
         "specificity": specificity_score(
-            is_pneumonia, predicted, pos_label=True, zero_division=np.nan
+            is_pneumonia, predicted, pos_label=True, zero_division=np.nan, **weighted
         ),
-        "precision": float(precision_score(is_pneumonia, predicted, zero_division=0.0)),
-        "f2": float(fbeta_score(is_pneumonia, predicted, beta=2, zero_division=np.nan)),
-        "accuracy": float(accuracy_score(is_pneumonia, predicted)),
+        "precision": float(
+            precision_score(is_pneumonia, predicted, zero_division=0.0, **weighted)
+        ),
+        "f2": float(
+            fbeta_score(
+                is_pneumonia, predicted, beta=2, zero_division=np.nan, **weighted
+            )
+        ),
+        "accuracy": float(accuracy_score(is_pneumonia, predicted, **weighted)),
         "fp_rate": fp / n,
         "fn_rate": fn / n,
         "tp": tp,
