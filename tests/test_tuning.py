@@ -374,6 +374,71 @@ def test_tune_warns_that_a_stored_study_needs_a_fixed_split(xrays):
         )
 
 
+def conditional_space(trial):
+    """Batch normalisation is searched only for networks of two blocks."""
+    params = {"cnn__n_conv_blocks": trial.suggest_int("cnn__n_conv_blocks", 1, 2)}
+    if params["cnn__n_conv_blocks"] == 2:
+        params["cnn__batch_norm"] = trial.suggest_categorical(
+            "cnn__batch_norm", [False, True]
+        )
+    return params
+
+
+def test_a_define_by_run_space_with_a_sampler_of_ones_own(xrays):
+    sampler = optuna.samplers.RandomSampler(seed=0)
+    study, best = tune(
+        xrays.paths, xrays.y, search_space=conditional_space, sampler=sampler,
+        fixed_params=_no(WORKER_FIXED, "cnn__n_conv_blocks"),
+        n_trials=4, pruning=False, random_state=0, verbose=0,
+    )  # fmt: skip
+
+    assert study.sampler is sampler
+    for trial in study.trials:
+        assert ("cnn__batch_norm" in trial.params) == (
+            trial.params["cnn__n_conv_blocks"] == 2
+        )
+    expected = conditional_space(optuna.trial.FixedTrial(study.best_params))
+    assert {name: best.get_params()[name] for name in expected} == expected
+
+
+def _no(params, *names):
+    return {name: value for name, value in params.items() if name not in names}
+
+
+def test_a_pipeline_of_ones_own_is_searched_and_refitted(xrays):
+    def equalizing_pipeline():
+        return Pipeline(
+            [
+                ("load", ImageLoader(normalize="equalize")),
+                ("cnn", PneumoniaCNNClassifier()),
+            ]
+        )
+
+    _, best = tune(
+        xrays.paths, xrays.y, search_space=TINY, fixed_params=FAST,
+        pipeline=equalizing_pipeline, n_trials=1, random_state=0, verbose=0,
+    )  # fmt: skip
+
+    assert best.named_steps["load"].normalize == "equalize"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"pipeline": lambda: Pipeline([("model", PneumoniaCNNClassifier())])},
+         "a PneumoniaCNNClassifier step named 'cnn'"),
+        ({"search_space": lambda trial: {"cnn__colour": 1}},
+         r"search_space\(trial\) names parameters .* \['cnn__colour'\]"),
+        ({"search_space": lambda trial: [("cnn__filters", 4)]},
+         r"must return a dict of pipeline parameters"),
+    ],
+    ids=["no-cnn-step", "unknown-parameter", "not-a-dict"],
+)  # fmt: skip
+def test_an_open_search_that_cannot_work_is_refused(xrays, arguments, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        tune(xrays.paths, xrays.y, n_trials=1, verbose=0, **arguments)
+
+
 @pytest.mark.parametrize("storage", ["sqlite:///{tmp}/s.db", "{tmp}/journal.log"])
 def test_a_stored_study_needs_a_name_to_be_found_again(xrays, tmp_path, storage):
     storage = storage.format(tmp=tmp_path)

@@ -203,7 +203,7 @@ def limit_threads(n_threads):
         "paths": ["array-like"],
         "y": ["array-like"],
         "groups": ["array-like", None],
-        "search_space": [dict, None],
+        "search_space": [dict, callable, None],
         "fixed_params": [dict, None],
         "n_trials": [Interval(Integral, 1, None, closed="left")],
         "timeout": [Interval(Real, 0, None, closed="neither"), None],
@@ -211,6 +211,8 @@ def limit_threads(n_threads):
         "study_name": [str, None],
         "scoring": [str, callable, None],
         "pruning": ["boolean", HasMethods(["prune"])],
+        "sampler": [HasMethods(["sample_relative"]), None],
+        "pipeline": [callable, None],
         "validation_size": [Interval(Real, 0, 1, closed="neither")],
         "random_state": [Interval(Integral, 0, 2**32 - 1, closed="both"), None],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
@@ -233,6 +235,8 @@ def tune(
     study_name=None,
     scoring="roc_auc",
     pruning=True,
+    sampler=None,
+    pipeline=None,
     validation_size=0.2,
     random_state=None,
     n_threads=None,
@@ -276,9 +280,12 @@ def tune(
         Patient of each image. None means
         :func:`~pneumoclf.datasets.patient_id` of each path.
     search_space : dict of str to optuna.distributions.BaseDistribution, \
-default=None
+callable or None, default=None
         Optuna distributions (float, int or categorical) keyed by pipeline
-        parameter (``"cnn__filters"``, ``"load__image_size"``, ...). None means
+        parameter (``"cnn__filters"``, ``"load__image_size"``, ...), or a
+        define-by-run space: a function that takes the Optuna trial, draws with
+        its ``suggest_*`` methods (conditionally if it likes) and returns the
+        drawn pipeline parameters as a dict. None means
         :func:`default_search_space`.
     fixed_params : dict, default=None
         Pipeline parameters set in every trial, for example
@@ -331,6 +338,16 @@ default=None
         later epoch is below the completed trials' median at that epoch is
         stopped.
         A pruner object is used as it is; False never stops a trial.
+    sampler : optuna.samplers.BaseSampler, default=None
+        How trials draw their parameters. None means Optuna's TPE sampler,
+        seeded with ``random_state`` when ``storage`` is None.
+    pipeline : callable, default=None
+        A function that returns a new, unfitted pipeline to search: a
+        :class:`~sklearn.pipeline.Pipeline` that takes image paths and ends in a
+        :class:`~pneumoclf.PneumoniaCNNClassifier` step named ``"cnn"`` (the
+        patient groups and the pruning callback reach it by that name). None
+        means ``Pipeline([("load", ImageLoader()), ("cnn",
+        PneumoniaCNNClassifier())])``.
     validation_size : float in (0, 1), default=0.2
         Share of the images, taken by whole patients, on which trials are
         scored.
@@ -425,34 +442,34 @@ default=None
     fixed_params = dict(fixed_params or {})
     default_params = _default_params(random_state, n_threads, verbose)
     base_params = {**default_params, **fixed_params}
-    scorer = check_scoring(_tuning_pipeline(base_params), scoring=scoring)
+    make_pipe = _pipeline_factory(pipeline)
+    scorer = check_scoring(make_pipe(base_params), scoring=scoring)
     if search_space is None:
         search_space = default_search_space()
-    search_space = {
-        name: distribution
-        for name, distribution in search_space.items()
-        if name not in fixed_params
-    }
-    _check_search_space(search_space)
+    if callable(search_space):
+        draw = _checked_draw(search_space, make_pipe)
+    else:
+        search_space = {
+            name: distribution
+            for name, distribution in search_space.items()
+            if name not in fixed_params
+        }
+        _check_search_space(search_space, make_pipe)
+        draw = functools.partial(_draw_from, search_space)
 
     quiet_on_interrupt = _QuietOnInterrupt()
 
     @quiet_on_interrupt.watch
     def objective(trial):
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        sampled = {
-            name: _suggest(trial, name, distribution)
-            for name, distribution in search_space.items()
-        }
-        params = {**base_params, **sampled}
+        # fixed_params win over what a define-by-run space draws.
+        params = {**default_params, **draw(trial), **fixed_params}
         if pruning is not False:
             params["cnn__callbacks"] = [
                 *(params.get("cnn__callbacks") or []),
                 _pruning_callback(trial),
             ]
-        pipe = _tuning_pipeline(params).fit(
-            paths[train], y[train], cnn__groups=groups[train]
-        )
+        pipe = make_pipe(params).fit(paths[train], y[train], cnn__groups=groups[train])
         classifier = pipe.named_steps["cnn"]
         pneumonia = pipe.predict_proba(paths[validation])[:, 1]
         trial.set_user_attr(
@@ -463,7 +480,9 @@ default=None
         return float(scorer(pipe, paths[validation], y[validation]))
 
     with _optuna_log_level(optuna, verbose, quiet_on_interrupt):
-        study = _create_study(optuna, storage, study_name, random_state, pruning)
+        study = _create_study(
+            optuna, storage, study_name, random_state, pruning, sampler
+        )
         finished = tuple(optuna.trial.TrialState[state] for state in _FINISHED_STATES)
         n_missing = n_trials - len(study.get_trials(deepcopy=False, states=finished))
         if n_missing > 0:
@@ -478,9 +497,15 @@ default=None
             )
     if not refit:
         return study, None
+    best = _best_trial(study)
+    if callable(search_space):
+        # The space run again on the best trial's draws gives its parameters.
+        drawn = draw(optuna.trial.FixedTrial(best.params))
+    else:
+        drawn = best.params
     # fixed_params win over a trial's: a resumed study may have searched them.
-    best_params = {**default_params, **_best_trial(study).params, **fixed_params}
-    return study, _tuning_pipeline(best_params).fit(paths, y, cnn__groups=groups)
+    best_params = {**default_params, **drawn, **fixed_params}
+    return study, make_pipe(best_params).fit(paths, y, cnn__groups=groups)
 
 
 def _default_params(random_state, n_threads, verbose):
@@ -494,29 +519,74 @@ def _default_params(random_state, n_threads, verbose):
     return params
 
 
-def _tuning_pipeline(params):
-    """The pipeline that ``tune`` searches, with ``params`` set."""
+def _default_pipeline():
     from .classifier import PneumoniaCNNClassifier  # loads TensorFlow
 
-    pipe = Pipeline([("load", ImageLoader()), ("cnn", PneumoniaCNNClassifier())])
-    return pipe.set_params(**params)
+    return Pipeline([("load", ImageLoader()), ("cnn", PneumoniaCNNClassifier())])
 
 
-def _check_search_space(search_space):
+def _pipeline_factory(pipeline):
+    """A function of ``params`` that makes the searched pipeline with them set."""
+    from .classifier import PneumoniaCNNClassifier
+
+    make = _default_pipeline if pipeline is None else pipeline
+    sample = make()
+    if not (
+        isinstance(sample, Pipeline)
+        and isinstance(sample.named_steps.get("cnn"), PneumoniaCNNClassifier)
+    ):
+        raise ValueError(
+            "pipeline must return a Pipeline with a PneumoniaCNNClassifier step "
+            f"named 'cnn'; it returned {sample!r}."
+        )
+    return lambda params: make().set_params(**params)
+
+
+def _unknown_params_message(unknown, where):
+    return (
+        f"{where} names parameters the pipeline does not have: {unknown}. "
+        "Names start with 'load__' (ImageLoader) or 'cnn__' "
+        "(PneumoniaCNNClassifier), for example 'cnn__filters'."
+    )
+
+
+def _checked_draw(space, make_pipe):
+    """The define-by-run ``space``, refusing what is not pipeline parameters."""
+    known = make_pipe({}).get_params(deep=True)
+
+    def draw(trial):
+        drawn = space(trial)
+        if not isinstance(drawn, dict):
+            raise TypeError(
+                f"search_space(trial) must return a dict of pipeline parameters, "
+                f"got {drawn!r}."
+            )
+        unknown = sorted(name for name in drawn if name not in known)
+        if unknown:
+            raise ValueError(_unknown_params_message(unknown, "search_space(trial)"))
+        return drawn
+
+    return draw
+
+
+def _draw_from(search_space, trial):
+    return {
+        name: _suggest(trial, name, distribution)
+        for name, distribution in search_space.items()
+    }
+
+
+def _check_search_space(search_space, make_pipe):
     from optuna.distributions import (
         CategoricalDistribution,
         FloatDistribution,
         IntDistribution,
     )
 
-    known = _tuning_pipeline({}).get_params(deep=True)
+    known = make_pipe({}).get_params(deep=True)
     unknown = sorted(name for name in search_space if name not in known)
     if unknown:
-        raise ValueError(
-            f"search_space names parameters the pipeline does not have: {unknown}. "
-            "Names start with 'load__' (ImageLoader) or 'cnn__' "
-            "(PneumoniaCNNClassifier), for example 'cnn__filters'."
-        )
+        raise ValueError(_unknown_params_message(unknown, "search_space"))
     supported = (CategoricalDistribution, FloatDistribution, IntDistribution)
     for name, distribution in search_space.items():
         if not isinstance(distribution, supported):
@@ -555,7 +625,7 @@ def _pruning_callback(trial):
     return KerasPruningCallback(trial, "val_auc")
 
 
-def _create_study(optuna, storage, study_name, random_state, pruning):
+def _create_study(optuna, storage, study_name, random_state, pruning, sampler):
     """Create the study, or load it when ``storage`` already holds ``study_name``."""
     if pruning is True:
         pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
@@ -568,8 +638,12 @@ def _create_study(optuna, storage, study_name, random_state, pruning):
         study_name=study_name,
         load_if_exists=True,
         direction="maximize",
-        sampler=optuna.samplers.TPESampler(
-            seed=random_state if storage is None else None
+        sampler=(
+            sampler
+            if sampler is not None
+            else optuna.samplers.TPESampler(
+                seed=random_state if storage is None else None
+            )
         ),
         pruner=pruner,
     )
