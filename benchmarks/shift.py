@@ -71,7 +71,6 @@ RECIPES = {
     "batch_norm": {"cnn__batch_norm": True},
     "smoothed": {"cnn__label_smoothing": 0.1},
     "zoomed": {"cnn__zoom": 0.3, "cnn__shift": 0.15},
-    "image_96": {"load__image_size": 96},
     "balanced": {"cnn__class_weight": "balanced"},
     "equalize_balanced": {
         "load__normalize": "equalize",
