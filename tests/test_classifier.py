@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import sklearn
+import tensorflow as tf
 from awkward import SIDE, SMALL_CNN
 from sklearn.base import clone, is_classifier
 from sklearn.calibration import CalibratedClassifierCV
@@ -13,6 +14,7 @@ from sklearn.exceptions import DataConversionWarning, NotFittedError
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import (
     GridSearchCV,
+    GroupKFold,
     StratifiedKFold,
     TunedThresholdClassifierCV,
     check_cv,
@@ -21,7 +23,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import InvalidParameterError
 from synthetic import blob_images
 
-from pneumoclf import ImageLoader, PneumoniaCNNClassifier
+from pneumoclf import ImageLoader, PneumoniaCNNClassifier, _training
 
 FAST = dict(epochs=3, batch_size=16, random_state=0, verbose=0)
 
@@ -774,3 +776,37 @@ def test_global_configuration_changes_nothing(image_files, default_config_run, c
     np.testing.assert_array_equal(probabilities, default_config_run[0])
     np.testing.assert_array_equal(labels, default_config_run[1])
     assert score == default_config_run[2]
+
+
+def test_patient_groups_reach_the_inner_split_in_every_search_through_routing(
+    image_files, monkeypatch
+):
+    paths, y = image_files
+    groups = np.arange(len(y)) // 2
+    seen = []
+    split = _training._ScikerasTrainer._validation_split
+
+    def recording_split(self, y_encoded):
+        seen.append(self._groups)
+        return split(self, y_encoded)
+
+    monkeypatch.setattr(
+        _training._ScikerasTrainer, "_validation_split", recording_split
+    )
+    folds = GroupKFold(2)
+    tf.config.run_functions_eagerly(True)  # eight small fits
+    try:
+        with sklearn.config_context(enable_metadata_routing=True):
+            pipe = fast_pipeline(threshold="auto")
+            pipe.named_steps["cnn"].set_fit_request(groups=True, sample_weight=False)
+            GridSearchCV(pipe, {"cnn__filters": [4]}, cv=folds).fit(
+                paths, y, groups=groups
+            )
+            TunedThresholdClassifierCV(pipe, cv=folds).fit(paths, y, groups=groups)
+            CalibratedClassifierCV(pipe, cv=folds).fit(paths, y, groups=groups)
+    finally:
+        tf.config.run_functions_eagerly(False)
+
+    assert len(seen) == 8
+    for fold_groups in seen:
+        assert fold_groups is not None and set(fold_groups) <= set(groups)

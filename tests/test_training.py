@@ -1,5 +1,7 @@
 """The training glue behind PneumoniaCNNClassifier: split, input pipeline, order."""
 
+import logging
+
 import numpy as np
 import pytest
 from synthetic import blob_images
@@ -121,3 +123,20 @@ def test_the_automatic_threshold_weighs_the_validation_images(data, monkeypatch)
 
     assert len(seen["sample_weight"]) == seen["n_images"] > 0
     assert np.isin(seen["sample_weight"], weights.astype(np.float32)).all()
+
+
+def test_many_fits_print_no_retracing_notice(data):
+    X, y = data
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("tensorflow")
+    logger.addHandler(handler)
+    try:
+        for seed in range(3):  # enough new networks for TensorFlow to speak up
+            classifier = PneumoniaCNNClassifier(**{**FAST, "random_state": seed})
+            classifier.fit(X[:40], y[:40]).predict_proba(X[40:])
+    finally:
+        logger.removeHandler(handler)
+
+    assert not [record for record in records if "retracing" in record.getMessage()]

@@ -6,8 +6,10 @@ tf.data input pipeline, the validation part held out of the training images, the
 automatic threshold, the seed, and the checks of image arrays.
 """
 
+import contextlib
 import functools
 import hashlib
+import logging
 import warnings
 from numbers import Integral, Real
 from typing import NamedTuple
@@ -159,14 +161,17 @@ class _ScikerasTrainer(KerasClassifier):
         validation_data = None
         if validation is not None:
             validation_data = _batches(arrays[:2], validation, batch_size)
-        history = self.model_.fit(
-            _batches(arrays, train, batch_size, shuffle=True, seed=self._seed),
-            validation_data=validation_data,
-            epochs=epochs,
-            shuffle=False,  # the pipeline shuffles, seeded
-            callbacks=_callbacks(self._classifier, monitored=validation is not None),
-            verbose=self._classifier.verbose,
-        )
+        with _without_retracing_notices():
+            history = self.model_.fit(
+                _batches(arrays, train, batch_size, shuffle=True, seed=self._seed),
+                validation_data=validation_data,
+                epochs=epochs,
+                shuffle=False,  # the pipeline shuffles, seeded
+                callbacks=_callbacks(
+                    self._classifier, monitored=validation is not None
+                ),
+                verbose=self._classifier.verbose,
+            )
         self.history_ = {name: list(values) for name, values in history.history.items()}
         self.n_epochs_ = len(history.epoch)
         self._calibrate_and_choose_threshold(X, y, validation, sample_weight)
@@ -437,10 +442,37 @@ def network_scores(model, X, batch_size):
     """
     order = _content_order(X)
     (tensor,) = _as_tensors(X)
-    scores = model.predict(_batches((tensor,), order, batch_size), verbose=0)
+    with _without_retracing_notices():
+        scores = model.predict(_batches((tensor,), order, batch_size), verbose=0)
     unsorted = np.empty(len(X), dtype=np.float32)
     unsorted[order] = scores.reshape(-1)
     return unsorted
+
+
+class _RetracingNotices(logging.Filter):
+    """Drops TensorFlow's notice that tf.functions were traced again.
+
+    Every fit builds a new network, whose training and prediction functions are
+    traced once each; after a few fits TensorFlow counts those as retracing and
+    advises against what is here by design.
+    """
+
+    def filter(self, record):
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+_RETRACING_NOTICES = _RetracingNotices()
+
+
+@contextlib.contextmanager
+def _without_retracing_notices():
+    """Hold back TensorFlow's retracing notices for the block's duration."""
+    logger = logging.getLogger("tensorflow")
+    logger.addFilter(_RETRACING_NOTICES)
+    try:
+        yield
+    finally:
+        logger.removeFilter(_RETRACING_NOTICES)
 
 
 def _content_order(X):

@@ -440,13 +440,16 @@ def load_model(path, *, key=None):
         fitted = _decode_fitted_state(metadata)
         check_fitted_image_shape(fitted["image_shape_"])
         _check_loaders_fit(estimator, fitted["image_shape_"])
+        classifier = _final_classifier(estimator)
+        n_weights = count_network_weights(classifier, fitted["image_shape_"])
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as error:
         raise ModelFileError(
             f"{path} is not a valid pneumoclf model file: its metadata cannot "
             f"rebuild the estimator ({type(error).__name__}: {error})."
         ) from error
-    classifier = _final_classifier(estimator)
-    network = _load_network(model_bytes, classifier, fitted["image_shape_"], path)
+    network = _load_network(
+        model_bytes, classifier, fitted["image_shape_"], n_weights, path
+    )
     try:
         classifier.set_fitted_state({**fitted, "model_": network})
     except ValueError as error:
@@ -773,10 +776,12 @@ def _check_loaders_fit(estimator, image_shape):
             )
 
 
-def _load_network(model_bytes, classifier, image_shape, path):
-    """Rebuild the network from the classifier's parameters and load its weights."""
+def _load_network(model_bytes, classifier, image_shape, n_weights, path):
+    """Rebuild the network from the classifier's parameters and load its weights.
+
+    ``n_weights`` is the number of weights those parameters give it.
+    """
     try:
-        n_weights = count_network_weights(classifier, image_shape)
         with zipfile.ZipFile(io.BytesIO(model_bytes)) as inner:
             members = _checked_members(inner, path, _MODEL)
             if _KERAS_WEIGHTS not in members:
