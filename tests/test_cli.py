@@ -25,6 +25,7 @@ from synthetic import blob_images, write_images
 
 import pneumoclf
 from pneumoclf.cli import main
+from pneumoclf.datasets import patient_id
 from pneumoclf.metrics import (
     clinical_report,
 )
@@ -121,8 +122,15 @@ def test_evaluate_json_matches_the_library(trained, data_dir, capsys):
     paths = sorted(data_dir.glob("*/*/*.jpeg"))
     y = [int(path.parent.name == "PNEUMONIA") for path in paths]
     scores = pipeline.predict_proba([str(path) for path in paths])[:, 1]
-    expected = clinical_report(y, scores, pipeline[-1].decision_threshold())
+    expected = clinical_report(
+        y, scores, pipeline[-1].decision_threshold(), confidence=0.95,
+        groups=[patient_id(path) for path in paths], random_state=0,
+    )  # fmt: skip
+    intervals = expected.pop("intervals")
     assert {key: summary[key] for key in expected} == pytest.approx(expected)
+    assert summary["intervals"].keys() == intervals.keys()
+    for name, (low, high) in intervals.items():
+        assert summary["intervals"][name] == pytest.approx([low, high]), name
 
 
 def test_evaluate_prints_the_table(trained, data_dir, capsys):
@@ -131,6 +139,7 @@ def test_evaluate_prints_the_table(trained, data_dir, capsys):
     assert status == 0
     for label in ("ROC AUC", "Recall", "Specificity", "F2", "Confusion matrix"):
         assert label in out
+    assert "95% CI" in out
 
 
 def test_evaluate_writes_the_figures(trained, data_dir, tmp_path, capsys):

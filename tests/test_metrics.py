@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.datasets import make_classification
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import fbeta_score, recall_score
+from sklearn.metrics import fbeta_score, recall_score, roc_auc_score
 from sklearn.model_selection import (
     GridSearchCV,
     StratifiedKFold,
@@ -29,6 +29,7 @@ from pneumoclf.metrics import (
     recall_weighted_score,
     specificity_at_recall_score,
     specificity_score,
+    wilson_interval,
 )
 
 # 3 normal, 5 pneumonia; predictions: 1 false alarm, 1 missed pneumonia.
@@ -218,6 +219,7 @@ def test_clinical_report_by_hand():
             "recall": 4 / 5,
             "specificity": 2 / 3,
             "precision": 4 / 5,
+            "npv": 2 / 3,  # TN / (TN + FN)
             "f2": 0.8,
             "accuracy": 6 / 8,
             "fp_rate": 1 / 8,
@@ -230,7 +232,7 @@ def test_clinical_report_by_hand():
     )
     assert [type(value) for value in report.values()] == [
         int,
-        *[float] * 10,
+        *[float] * 11,
         *[int] * 4,
     ]
     json.dumps(report, allow_nan=False)
@@ -735,3 +737,93 @@ def test_scorers_take_routed_weights_in_searches(make_scorer):
     ]
     assert not np.allclose(expected, unweighted)
     assert search.cv_results_["mean_test_score"][1] == pytest.approx(np.mean(expected))
+
+
+# --- confidence intervals ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("successes", "n", "expected"),
+    [(8, 10, (0.4902, 0.9433)), (0, 10, (0.0, 0.2775)), (10, 10, (0.7225, 1.0)),
+     (50, 100, (0.4038, 0.5962))],
+)  # fmt: skip
+def test_wilson_intervals_match_published_values(successes, n, expected):
+    np.testing.assert_allclose(wilson_interval(successes, n), expected, atol=1e-4)
+
+
+def test_a_proportion_of_nothing_has_no_interval():
+    assert np.isnan(wilson_interval(0, 0)).all()
+
+
+@pytest.fixture(scope="module")
+def scored_cases():
+    rng = np.random.default_rng(3)
+    y_true = rng.integers(0, 2, 80)
+    y_score = np.clip(y_true * 0.3 + rng.random(80) * 0.7, 0, 1)
+    return y_true, y_score
+
+
+def test_the_report_gives_wilson_intervals_of_its_proportions(scored_cases):
+    report = clinical_report(*scored_cases, 0.5, confidence=0.9, random_state=0)
+    tp, fp, tn, fn = (report[key] for key in ("tp", "fp", "tn", "fn"))
+
+    assert report["confidence"] == 0.9
+    assert report["intervals"]["recall"] == wilson_interval(tp, tp + fn, 0.9)
+    assert report["intervals"]["specificity"] == wilson_interval(tn, tn + fp, 0.9)
+    assert report["intervals"]["precision"] == wilson_interval(tp, tp + fp, 0.9)
+    assert report["intervals"]["npv"] == wilson_interval(tn, tn + fn, 0.9)
+    assert report["npv"] == tn / (tn + fn)
+
+
+def test_the_auc_interval_is_a_seeded_bootstrap_around_the_auc(scored_cases):
+    first = clinical_report(*scored_cases, confidence=0.95, random_state=0)
+    again = clinical_report(*scored_cases, confidence=0.95, random_state=0)
+    other = clinical_report(*scored_cases, confidence=0.95, random_state=1)
+    narrower = clinical_report(*scored_cases, confidence=0.5, random_state=0)
+
+    low, high = first["intervals"]["roc_auc"]
+    assert low < first["roc_auc"] < high
+    assert again["intervals"] == first["intervals"]
+    assert other["intervals"]["roc_auc"] != [low, high]
+    n_low, n_high = narrower["intervals"]["roc_auc"]
+    assert low < n_low < n_high < high
+
+
+def test_the_bootstrap_draws_whole_patients(scored_cases):
+    y_true, y_score = scored_cases
+    # Every patient twice, with identical images: drawing patients draws pairs,
+    # so each resample's AUC is that of the same draw of single cases.
+    twice = clinical_report(
+        np.repeat(y_true, 2), np.repeat(y_score, 2), confidence=0.95,
+        groups=np.repeat(np.arange(len(y_true)), 2), random_state=0,
+    )  # fmt: skip
+    once = clinical_report(y_true, y_score, confidence=0.95, random_state=0)
+    by_image = clinical_report(
+        np.repeat(y_true, 2), np.repeat(y_score, 2), confidence=0.95, random_state=0
+    )
+
+    assert twice["intervals"]["roc_auc"] == pytest.approx(once["intervals"]["roc_auc"])
+    by_image_width = np.diff(by_image["intervals"]["roc_auc"])[0]
+    assert by_image_width < np.diff(twice["intervals"]["roc_auc"])[0]
+
+
+def test_the_bootstrap_auc_is_the_auc_of_each_resample(scored_cases):
+    y_true, y_score = scored_cases
+    report = clinical_report(
+        y_true, y_score, confidence=0.9, n_resamples=50, random_state=0
+    )
+
+    # The same draws of cases (one patient each), scored by scikit-learn.
+    replay = np.random.RandomState(0)
+    draws = [replay.randint(0, len(y_true), len(y_true)) for _ in range(50)]
+    aucs = [roc_auc_score(y_true[rows], y_score[rows]) for rows in draws]
+    np.testing.assert_allclose(
+        report["intervals"]["roc_auc"], np.quantile(aucs, [0.05, 0.95]), rtol=1e-12
+    )
+
+
+def test_intervals_need_unweighted_cases(scored_cases):
+    with pytest.raises(ValueError, match="need unweighted cases"):
+        clinical_report(
+            *scored_cases, confidence=0.95, sample_weight=np.ones(len(scored_cases[0]))
+        )

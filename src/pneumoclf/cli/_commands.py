@@ -24,6 +24,9 @@ from ..recipes import (
 )
 from ._parser import MODEL_KEY_VARIABLE
 
+#: Level of the confidence intervals ``pneumoclf evaluate`` reports.
+CONFIDENCE = 0.95
+
 
 class UsageError(Exception):
     """Options that are wrong, or that do not go together; exit status 2."""
@@ -130,7 +133,14 @@ def run_evaluate(args):
     data = load_chest_xray(args.data_dir)
     scores = model.predict_proba(data.paths)[:, 1]
     threshold = model[-1].threshold_
-    report = clinical_report(data.target, scores, threshold)
+    report = clinical_report(
+        data.target,
+        scores,
+        threshold,
+        confidence=CONFIDENCE,
+        groups=data.groups,
+        random_state=0,
+    )
     if args.report_dir is not None:
         save_evaluation_figures(
             args.report_dir, data.target, scores, threshold, model[-1].history_
@@ -305,11 +315,13 @@ def _format_confusion_matrix(report):
     return "\n".join(lines)
 
 
-def _nan_to_none(summary):
-    return {
-        key: None if isinstance(value, float) and math.isnan(value) else value
-        for key, value in summary.items()
-    }
+def _nan_to_none(value):
+    """``value`` with every NaN, however deep in dicts and lists, made None."""
+    if isinstance(value, dict):
+        return {key: _nan_to_none(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_nan_to_none(item) for item in value]
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def _rows_as_csv(rows):
