@@ -99,6 +99,18 @@ def test_tuple_image_size_is_height_then_width(tmp_path):
     np.testing.assert_allclose(images[0, 5:, :, 0], 0.0)
 
 
+@pytest.mark.parametrize(
+    ("image_size", "shape"), [(16, (16, 16, 1)), ((8, 12), (8, 12, 1))]
+)
+def test_image_shape_is_the_shape_of_each_image_transform_returns(
+    tmp_path, image_size, shape
+):
+    loader = ImageLoader(image_size=image_size)
+
+    assert loader.image_shape == shape
+    assert loader.transform([gray_file(tmp_path, "a.png", 10)]).shape[1:] == shape
+
+
 def test_numpy_integers_are_accepted_as_image_size(tmp_path):
     path = gray_file(tmp_path, "a.png", 255)
 

@@ -854,10 +854,11 @@ def _interval_notes(report):
     level = f"{100 * report.get('confidence', 0):g}% CI"
 
     def note(name, show, prefix=""):
-        if name not in intervals:
-            return prefix
-        low, high = (show(bound) for bound in intervals[name])
-        return f"{prefix}; " * bool(prefix) + f"{level} {low} to {high}"
+        parts = [prefix] if prefix else []
+        if name in intervals:
+            low, high = (show(bound) for bound in intervals[name])
+            parts.append(f"{level} {low} to {high}")
+        return "; ".join(parts)
 
     return note
 

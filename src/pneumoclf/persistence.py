@@ -35,6 +35,7 @@ import io
 import json
 import math
 import os
+import shutil
 import stat
 import tempfile
 import warnings
@@ -781,28 +782,9 @@ def _load_network(model_bytes, classifier, image_shape, n_weights, path):
 
     ``n_weights`` is the number of weights those parameters give it.
     """
-    try:
-        with zipfile.ZipFile(io.BytesIO(model_bytes)) as inner:
-            members = _checked_members(inner, path, _MODEL)
-            if _KERAS_WEIGHTS not in members:
-                raise ModelFileError(
-                    f"{path} is not a valid pneumoclf model file: its {_MODEL} "
-                    f"lacks {_KERAS_WEIGHTS}."
-                )
-            _check_expansion(members[_KERAS_WEIGHTS], path)
-            _check_weight_file_size(members[_KERAS_WEIGHTS], n_weights, path)
-            weights = inner.read(_KERAS_WEIGHTS)
-    except (zipfile.BadZipFile, ValueError) as error:
-        if isinstance(error, ModelFileError):
-            raise
-        raise ModelFileError(
-            f"{path} is not a valid pneumoclf model file: its {_MODEL} is not a "
-            f"Keras model archive ({error})."
-        ) from error
     with tempfile.TemporaryDirectory() as folder:
-        weights_path = Path(folder, _KERAS_WEIGHTS)
-        weights_path.write_bytes(weights)
-        _check_weight_datasets(weights_path, len(weights), path)
+        weights_path = _extract_weights(model_bytes, n_weights, Path(folder), path)
+        _check_weight_datasets(weights_path, path)
         network = build_network(classifier, image_shape)
         network.optimizer.build(network.trainable_variables)
         # A weight the file does not set stays NaN, and is refused below.
@@ -827,6 +809,31 @@ def _load_network(model_bytes, classifier, image_shape, n_weights, path):
     return network
 
 
+def _extract_weights(model_bytes, n_weights, folder, path):
+    """Copy the weights file of the Keras archive into ``folder``, once checked."""
+    weights_path = folder / _KERAS_WEIGHTS
+    try:
+        with zipfile.ZipFile(io.BytesIO(model_bytes)) as inner:
+            members = _checked_members(inner, path, _MODEL)
+            if _KERAS_WEIGHTS not in members:
+                raise ModelFileError(
+                    f"{path} is not a valid pneumoclf model file: its {_MODEL} "
+                    f"lacks {_KERAS_WEIGHTS}."
+                )
+            _check_expansion(members[_KERAS_WEIGHTS], path)
+            _check_weight_file_size(members[_KERAS_WEIGHTS], n_weights, path)
+            with inner.open(_KERAS_WEIGHTS) as source, weights_path.open("wb") as copy:
+                shutil.copyfileobj(source, copy)
+    except (zipfile.BadZipFile, ValueError) as error:
+        if isinstance(error, ModelFileError):
+            raise
+        raise ModelFileError(
+            f"{path} is not a valid pneumoclf model file: its {_MODEL} is not a "
+            f"Keras model archive ({error})."
+        ) from error
+    return weights_path
+
+
 def _check_weight_file_size(member, n_weights, path):
     """The weights file must hold the architecture's weights, and little else."""
     needed = 4 * n_weights
@@ -839,7 +846,7 @@ def _check_weight_file_size(member, n_weights, path):
         )
 
 
-def _check_weight_datasets(weights_path, file_size, path):
+def _check_weight_datasets(weights_path, path):
     """Refuse HDF5 content that expands beyond the file or reads other files."""
     n_bytes = 0
     problems = []
@@ -865,7 +872,7 @@ def _check_weight_datasets(weights_path, file_size, path):
             f"{path} is not a valid pneumoclf model file: its {_KERAS_WEIGHTS} is "
             f"not an HDF5 file ({error})."
         ) from error
-    if n_bytes > file_size:
+    if n_bytes > weights_path.stat().st_size:
         problems.append(f"its arrays would expand to {n_bytes} bytes")
     if problems:
         raise ModelFileError(
