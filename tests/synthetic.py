@@ -39,3 +39,48 @@ def write_images(folder, X, y, *, suffix=".png"):
         Image.fromarray(np.round(image * 255).astype(np.uint8), mode="L").save(path)
         paths.append(str(path))
     return paths
+
+
+def save_dicom(
+    path,
+    pixels,
+    *,
+    photometric="MONOCHROME2",
+    bits_stored=12,
+    preamble=True,
+    transfer_syntax=None,
+    **elements,
+):
+    """Write ``pixels`` as a DICOM file, with ``elements`` set on the dataset.
+
+    ``pixels`` of shape (frames, rows, columns) make a multi-frame file. Defaults:
+    a DX image of patient ``"PAT-1"``, explicit VR little endian.
+
+    Returns
+    -------
+    pydicom.Dataset
+        The dataset written.
+    """
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import (
+        DigitalXRayImageStorageForPresentation,
+        ExplicitVRLittleEndian,
+        generate_uid,
+    )
+
+    dataset = Dataset()
+    dataset.file_meta = FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset.SOPClassUID = DigitalXRayImageStorageForPresentation
+    dataset.SOPInstanceUID = generate_uid()
+    dataset.file_meta.MediaStorageSOPClassUID = dataset.SOPClassUID
+    dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+    dataset.Modality = "DX"
+    dataset.PatientID = "PAT-1"
+    dataset.set_pixel_data(np.asarray(pixels), photometric, bits_stored)
+    for keyword, value in elements.items():
+        setattr(dataset, keyword, value)
+    if transfer_syntax is not None:
+        dataset.compress(transfer_syntax)
+    dataset.save_as(path, enforce_file_format=preamble)
+    return dataset

@@ -108,7 +108,8 @@ def test_load_chest_xray_ignores_non_images_and_hidden_files(standard_root):
     normal = standard_root / "train" / "NORMAL"
     (normal / "notes.txt").write_text("not an image")
     (normal / "Thumbs.db").write_bytes(b"\0")
-    (normal / "scan.dcm").write_bytes(b"\0")
+    (normal / "scan.dcm").write_bytes(b"\0")  # DICOM: listed, named by the loader
+    (normal / "scan.dcm.bak").write_bytes(b"\0")
     _write_image(normal / ".hidden.jpeg")
     _write_image(normal / "nested" / "IM-0999-0001.jpeg")
     _write_image(normal / "IM-0200-0001.PNG", suffix_format="PNG")
@@ -119,10 +120,10 @@ def test_load_chest_xray_ignores_non_images_and_hidden_files(standard_root):
     data = load_chest_xray(standard_root)
 
     names = {Path(path).name for path in data.paths}
-    assert len(data.paths) == 8
-    assert {"IM-0200-0001.PNG", "IM-0201-0001.JPG"} <= names
+    assert len(data.paths) == 9
+    assert {"IM-0200-0001.PNG", "IM-0201-0001.JPG", "scan.dcm"} <= names
     assert names.isdisjoint(
-        {"notes.txt", "Thumbs.db", "scan.dcm", ".hidden.jpeg", "IM-0999-0001.jpeg"}
+        {"notes.txt", "Thumbs.db", "scan.dcm.bak", ".hidden.jpeg", "IM-0999-0001.jpeg"}
     )
     assert set(data.split) == {"train", "test"}
 
@@ -289,3 +290,82 @@ def test_an_unreadable_class_folder_is_named(small_root, monkeypatch):
     with pytest.raises(PermissionError) as raised:
         load_chest_xray(small_root)
     assert raised.value.filename == str(locked)
+
+
+def _dicom_split(folder):
+    """A split of DICOM files whose names carry no patient; PatientID does."""
+    pytest.importorskip("pydicom")
+    from synthetic import save_dicom
+
+    pixels = np.full((8, 8), 1000, dtype=np.uint16)
+    for label, patients in (("NORMAL", ["A", "A", "B"]), ("PNEUMONIA", ["C", "D"])):
+        (folder / label).mkdir(parents=True)
+        for i, patient in enumerate(patients):
+            name = f"{label.lower()}_{i}.dcm" if i else f"{label.lower()}_{i}.DCM"
+            save_dicom(folder / label / name, pixels, PatientID=patient)
+
+
+def test_load_chest_xray_reads_dicom_files_and_groups_them_by_patient_id(tmp_path):
+    _dicom_split(tmp_path)
+    data = load_chest_xray(tmp_path)
+    assert [Path(path).name for path in data.paths] == [
+        "normal_0.DCM",
+        "normal_1.dcm",
+        "normal_2.dcm",
+        "pneumonia_0.DCM",
+        "pneumonia_1.dcm",
+    ]
+    assert data.groups.tolist() == ["A", "A", "B", "C", "D"]
+    assert data.target.tolist() == [0, 0, 0, 1, 1]
+    np.testing.assert_allclose(
+        ImageLoader(image_size=4).transform(data.paths), 1000 / 4095, rtol=1e-6
+    )
+
+
+def test_dicom_files_without_extension_are_listed_only_when_asked(tmp_path):
+    pytest.importorskip("pydicom")
+    from synthetic import save_dicom
+
+    _write_split(tmp_path, normal=["IM-0001-0001.jpeg"], pneumonia=["person1_a.png"])
+    save_dicom(tmp_path / "PNEUMONIA" / "1.2.840.99", np.zeros((4, 4), np.uint16))
+    (tmp_path / "PNEUMONIA" / "README").write_text("not an image")
+    plain = load_chest_xray(tmp_path)
+    detected = load_chest_xray(tmp_path, detect_dicom=True)
+    assert len(plain.paths) == 2
+    assert sorted(Path(path).name for path in detected.paths) == [
+        "1.2.840.99",
+        "IM-0001-0001.jpeg",
+        "person1_a.png",
+    ]
+    assert "PAT-1" in detected.groups.tolist()
+
+
+def test_patient_id_of_dicom_files_reads_patient_id(tmp_path):
+    pytest.importorskip("pydicom")
+    from synthetic import save_dicom
+
+    pixels = np.zeros((4, 4), np.uint16)
+    save_dicom(tmp_path / "person7_virus_1.dcm", pixels, PatientID="HOSP-0042")
+    save_dicom(tmp_path / "IM-0115-0001.dcm", pixels, PatientID="")
+    save_dicom(tmp_path / "export", pixels, PatientID="HOSP-0043")
+    save_dicom(tmp_path / "person9_virus_1.jpeg", pixels, PatientID="HOSP-0044")
+    assert patient_id(tmp_path / "person7_virus_1.dcm") == "HOSP-0042"
+    assert patient_id(tmp_path / "export") == "HOSP-0043"
+    # An empty PatientID falls back to the name; an image suffix is never opened.
+    assert patient_id(tmp_path / "IM-0115-0001.dcm") == "IM-0115"
+    assert patient_id(tmp_path / "person9_virus_1.jpeg") == "person9"
+    # A DICOM name that does not exist yet, or does not parse, is its name.
+    assert patient_id("person3_bacteria_1.dcm") == "person3"
+    (tmp_path / "broken.dcm").write_bytes(b"\0" * 10)
+    assert patient_id(tmp_path / "broken.dcm") == "broken"
+
+
+def test_patient_id_of_a_dicom_file_without_pydicom_names_the_extra(
+    tmp_path, monkeypatch
+):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pydicom", None)
+    with pytest.raises(ImportError, match=r"pneumoclf\[dicom\]"):
+        patient_id(tmp_path / "x.dcm")
+    assert patient_id("IM-0115-0001.jpeg") == "IM-0115"

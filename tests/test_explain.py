@@ -244,6 +244,19 @@ def test_overlay_reads_a_file_upright_at_full_size(tmp_path):
     assert overlay.size == (20, 40)
 
 
+def test_overlay_reads_a_dicom_file_as_displayed_at_full_size(tmp_path):
+    pytest.importorskip("pydicom")
+    from synthetic import save_dicom
+
+    path = tmp_path / "chest.dcm"
+    save_dicom(path, np.full((30, 50), 4095, np.uint16), photometric="MONOCHROME1")
+
+    overlay = np.asarray(overlay_heatmap(path, np.ones((4, 4)), alpha=0.0))
+
+    assert overlay.shape == (30, 50, 3)
+    assert (overlay == 0).all()  # the brightest MONOCHROME1 value is black
+
+
 @pytest.mark.parametrize(
     ("image", "heatmap", "alpha", "message"),
     [

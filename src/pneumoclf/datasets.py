@@ -16,12 +16,19 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch
 
+from .preprocessing._dicom import (
+    DICOM_SUFFIXES,
+    dicom_patient_id,
+    file_has_dicom_header,
+)
+
 __all__ = ["load_chest_xray", "load_sample", "patient_id"]
 
 TARGET_NAMES = ("NORMAL", "PNEUMONIA")
 
-# Formats that PIL decodes without plugins; DICOM is not among them.
-_IMAGE_SUFFIXES = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".tif", ".tiff"})
+# Formats that PIL decodes without plugins, and DICOM (through pydicom).
+_PIL_SUFFIXES = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".tif", ".tiff"})
+_IMAGE_SUFFIXES = _PIL_SUFFIXES | DICOM_SUFFIXES
 
 _PATIENT_PATTERNS = (
     # person1000_bacteria_2931, person1000_virus_1681, person447_virus_921_1
@@ -32,7 +39,12 @@ _PATIENT_PATTERNS = (
 
 
 def patient_id(path):
-    """Return the patient id encoded in a chest X-ray file name.
+    """Return the patient of a chest X-ray: its DICOM ``PatientID``, or its file name.
+
+    A DICOM file (a ``.dcm`` or ``.dicom`` suffix, or an existing file of another
+    name that starts with a DICOM header) gives its ``PatientID`` element; one whose
+    ``PatientID`` is empty or that cannot be read falls back to its file name, as
+    below. Files with a JPEG, PNG, BMP or TIFF suffix are never opened.
 
     The file names of the Kermany et al. chest X-ray data carry the patient:
 
@@ -47,12 +59,18 @@ def patient_id(path):
     Parameters
     ----------
     path : str or os.PathLike
-        Path or bare file name of an image. Only the file name is used.
+        Path or bare file name of an image.
 
     Returns
     -------
     patient : str
         The patient id.
+
+    Raises
+    ------
+    ImportError
+        If ``path`` is a DICOM file and pydicom is not installed
+        (``pip install "pneumoclf[dicom]"``).
 
     Examples
     --------
@@ -64,6 +82,10 @@ def patient_id(path):
     >>> patient_id("scan_42.png")
     'scan_42'
     """
+    if _may_be_dicom(path):
+        patient = dicom_patient_id(path)
+        if patient is not None:
+            return patient
     stem = Path(path).stem
     for pattern in _PATIENT_PATTERNS:
         match = pattern.match(stem)
@@ -72,7 +94,14 @@ def patient_id(path):
     return stem
 
 
-def load_chest_xray(root):
+def _may_be_dicom(path):
+    suffix = Path(path).suffix.lower()
+    if suffix in DICOM_SUFFIXES:
+        return True
+    return suffix not in _PIL_SUFFIXES and file_has_dicom_header(path)
+
+
+def load_chest_xray(root, *, detect_dicom=False):
     """Load the file paths and labels of a chest X-ray folder.
 
     Two layouts are read:
@@ -82,18 +111,26 @@ def load_chest_xray(root):
     * a single split, ``root/{NORMAL,PNEUMONIA}/``.
 
     Class folder names are matched without regard to case. Only the files directly
-    inside a class folder are read, and of those only images that PIL decodes
-    (``.jpeg``, ``.jpg``, ``.png``, ``.bmp``, ``.tif``, ``.tiff``, any case); hidden
-    files and other files are ignored. Entries with such a name that are not
-    folders, broken symbolic links among them, are listed too, so that
-    :class:`~pneumoclf.ImageLoader` reports those it cannot read. A split may lack
-    one of the two class folders, but a class folder that exists must hold at
-    least one image. Sub-folders of ``root`` that hold no class folder are ignored.
+    inside a class folder are read, and of those only images: ``.jpeg``, ``.jpg``,
+    ``.png``, ``.bmp``, ``.tif``, ``.tiff`` and DICOM's ``.dcm`` and ``.dicom``, in
+    any case, and with ``detect_dicom=True`` files of any other name that start
+    with a DICOM header; hidden files and other files are ignored. Entries with
+    such a name that are not folders, broken symbolic links among them, are
+    listed too, so that :class:`~pneumoclf.ImageLoader` reports those it cannot
+    read. A split may lack one of the two class folders, but a class folder that
+    exists must hold at least one image. Sub-folders of ``root`` that hold no
+    class folder are ignored.
 
     Parameters
     ----------
     root : str or os.PathLike
         The folder to read.
+
+    detect_dicom : bool, default=False
+        Also list the files whose name has none of the suffixes above but whose
+        content starts with a DICOM header (the ``DICM`` marker after the 128-byte
+        preamble), as archives often export DICOM files without an extension.
+        Opens every such file to read its first 132 bytes.
 
     Returns
     -------
@@ -108,7 +145,8 @@ def load_chest_xray(root):
         target_names : ndarray of str, shape (2,)
             ``["NORMAL", "PNEUMONIA"]``.
         groups : ndarray of str, shape (n_images,)
-            The patient of each image, see :func:`patient_id`. Use them to split
+            The patient of each image, see :func:`patient_id` (for DICOM files,
+            their ``PatientID``). Use them to split
             by patient, for example with
             :func:`pneumoclf.model_selection.patient_split`.
         split : ndarray of str, shape (n_images,)
@@ -159,7 +197,7 @@ def load_chest_xray(root):
             (image, label, split)
             for split, classes in _find_layout(root).items()
             for label, folder in classes.items()
-            for image in _images_in(folder)
+            for image in _images_in(folder, detect_dicom)
         ),
         key=lambda record: (record[2], record[1], record[0].name),
     )
@@ -267,19 +305,26 @@ def _class_folders(folder):
     return classes
 
 
-def _images_in(folder):
+def _images_in(folder, detect_dicom):
     # Broken links and other entries that are not folders are kept, so that the
     # loader names them rather than the data set silently shrinking.
     images = [
         child
         for child in folder.iterdir()
-        if child.suffix.lower() in _IMAGE_SUFFIXES
-        and not child.name.startswith(".")
+        if not child.name.startswith(".")
         and not child.is_dir()
+        and _is_listed_image(child, detect_dicom)
     ]
     if not images:
         raise ValueError(
             f"Class folder {folder} holds no image files "
-            f"({', '.join(sorted(_IMAGE_SUFFIXES))})."
+            f"({', '.join(sorted(_IMAGE_SUFFIXES))}"
+            f"{', or DICOM files of any name' if detect_dicom else ''})."
         )
     return images
+
+
+def _is_listed_image(path, detect_dicom):
+    if path.suffix.lower() in _IMAGE_SUFFIXES:
+        return True
+    return detect_dicom and file_has_dicom_header(path)

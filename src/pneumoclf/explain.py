@@ -27,7 +27,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from PIL import Image, ImageOps
+from PIL import Image
 from sklearn.model_selection import FixedThresholdClassifier, TunedThresholdClassifierCV
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
@@ -35,7 +35,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._utils import atomic_open
 from .classifier import PneumoniaCNNClassifier
 from .preprocessing import ImageLoader
-from .preprocessing._decode import UnreadableImage, fitted_size, to_grayscale
+from .preprocessing._decode import UnreadableImage, fitted_size, read_grayscale
 
 __all__ = ["gradcam", "overlay_heatmap", "save_overlays"]
 
@@ -508,11 +508,10 @@ def _colormap(colormap):
 
 def _read_grayscale(path):
     """A file as a ``(h, w)`` float array in [0, 1], upright, at full size."""
-    with Image.open(path) as img:
-        try:
-            gray = to_grayscale(ImageOps.exif_transpose(img))
-        except UnreadableImage as error:
-            raise ValueError(f"{os.fsdecode(path)}: {error.reason}.") from None
+    try:
+        gray = read_grayscale(path)
+    except UnreadableImage as error:
+        raise ValueError(f"{os.fsdecode(path)}: {error.reason}.") from None
     pixels = np.asarray(gray, dtype=np.float32)
     return pixels / 255 if gray.mode == "L" else pixels
 

@@ -7,6 +7,8 @@ import stat
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
+from ._dicom import HEADER_BYTES, is_dicom, read_dicom
+from ._errors import UnreadableImage
 from ._jpeg import JPEG_START, decode_plain_jpeg, jpeg_frame, plain_jpeg_size
 
 _RESAMPLE = Image.Resampling.BILINEAR
@@ -31,14 +33,6 @@ _DECOMPRESSION_BOMB_SIGNALS = (
 # beyond both is padded or damaged, and decoding it would scan it all.
 _JPEG_HEAD_BYTES = 16 * 1024**2
 _MAX_JPEG_BYTES_PER_SAMPLE = 8
-
-
-class UnreadableImage(Exception):
-    """One file could not be read; ``reason`` says why in a few words."""
-
-    def __init__(self, reason):
-        super().__init__(reason)
-        self.reason = reason
 
 
 def _describe_file_error(error):
@@ -200,18 +194,28 @@ def _read_plausible_jpeg(file):
     return file.read()
 
 
-def _open_grayscale(file, target_hw, resize):
-    """Decode the image in ``file``, upright, as an "L" or a normalised "F" image."""
-    if file.read(len(JPEG_START)) == JPEG_START:
+def _open_grayscale(file, path, target_hw, resize):
+    """Decode the image in ``file``, upright, as an "L" or a normalised "F" image.
+
+    ``target_hw`` and ``resize`` let a JPEG decode at a reduced scale; None decodes
+    it at full size.
+    """
+    head = file.read(HEADER_BYTES)
+    file.seek(0)
+    if head.startswith(JPEG_START):
         data = _read_plausible_jpeg(file)
-        gray = _decode_plain_jpeg(data, target_hw, resize)
+        gray = (
+            None if target_hw is None else _decode_plain_jpeg(data, target_hw, resize)
+        )
         if gray is not None:
             return gray
         file = io.BytesIO(data)
-    file.seek(0)
+    elif is_dicom(path, head):
+        return _float_image(read_dicom(file, path, Image.MAX_IMAGE_PIXELS))
     with Image.open(file) as img:
         _check_pixel_count(img)
-        _request_jpeg_downscale(img, target_hw, resize)
+        if target_hw is not None:
+            _request_jpeg_downscale(img, target_hw, resize)
         # Decoding here, inside the caller's error handling, is what detects
         # truncated files: Image.open only reads the header.
         img.load()
@@ -237,6 +241,23 @@ def _resized(img, size):
     return img.resize(size, _RESAMPLE, reducing_gap=_REDUCING_GAP)
 
 
+def read_grayscale(path, target_hw=None, resize="stretch"):
+    """Read one image file, upright, as an "L" or a normalised "F" PIL image.
+
+    With ``target_hw`` a JPEG may decode at a reduced scale that still covers the
+    target; without it every file is read at full size.
+    """
+    try:
+        with open(path, "rb") as file:
+            return _open_grayscale(file, path, target_hw, resize)
+    # A missing optional dependency concerns every file, not this one.
+    except (UnreadableImage, MemoryError, ImportError):
+        raise
+    # A damaged file can make a decoder fail in many ways; each becomes a reason.
+    except Exception as error:
+        raise UnreadableImage(_describe_decoding_error(error)) from None
+
+
 def decode_image(path, target_hw, resize):
     """Read one image file and bring it to the target size.
 
@@ -245,15 +266,7 @@ def decode_image(path, target_hw, resize):
     pixels : ndarray of shape target_hw
         ``uint8`` for 8-bit sources (to be divided by 255), else ``float32`` in [0, 1].
     """
-    try:
-        with open(path, "rb") as file:
-            gray = _open_grayscale(file, target_hw, resize)
-    except (UnreadableImage, MemoryError):
-        raise
-    # A damaged file can make a decoder fail in many ways; each becomes a reason.
-    except Exception as error:
-        raise UnreadableImage(_describe_decoding_error(error)) from None
-
+    gray = read_grayscale(path, target_hw, resize)
     picture_size = output_size(gray.size, target_hw, resize)
     picture = np.asarray(_resized(gray, picture_size))
     if resize == "stretch":

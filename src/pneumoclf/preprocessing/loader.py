@@ -43,6 +43,15 @@ class ImageLoader(TransformerMixin, BaseEstimator):
       lie in ``[0, 1]``; otherwise they are rescaled from their own minimum and
       maximum. NaN or infinite values make the file unreadable.
     * Multi-frame files (animated GIF, TIFF stacks) give their first frame.
+    * DICOM files (a ``.dcm`` or ``.dicom`` suffix, or any file that starts with a
+      DICOM header) are shown as a DICOM viewer shows them: the Modality LUT
+      (rescale slope and intercept), then the VOI LUT or the first window
+      centre and width, mapped onto ``[0, 1]``, and MONOCHROME1 inverted so that
+      bone is bright; without a window, the stored bit depth spans ``[0, 1]``.
+      Only X-ray modalities (CR, DX, ...) and grayscale images are read, and a
+      multi-frame file gives its first frame. Needs the ``dicom`` extra
+      (``pip install "pneumoclf[dicom]"``); compressed files also need the
+      pixel data handler pydicom names in the error. See :ref:`dicom`.
 
     JPEG files are decoded straight to grayscale at a reduced scale when the target
     is much smaller than the file. Files are decoded in parallel threads, and
