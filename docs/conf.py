@@ -115,8 +115,8 @@ def _resolve_exported_name(app, env, node, contnode):
 def _skip_foreign_methods(app, what, name, obj, skip, options):
     """Document only the methods that pneumoclf defines.
 
-    The estimators inherit plumbing from scikeras and scikit-learn (``partial_fit``,
-    which the classifier disables, ``set_fit_request``, ...) whose docstrings
+    The estimators inherit plumbing from scikit-learn (``set_fit_request``,
+    ``set_partial_fit_request``, ...) whose docstrings
     refer to those projects' own pages; ``get_params``, ``set_params`` and
     ``score`` behave as in any scikit-learn estimator.
     """

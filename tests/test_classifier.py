@@ -8,6 +8,7 @@ import scipy.sparse as sp
 import sklearn
 import tensorflow as tf
 from awkward import SIDE, SMALL_CNN
+from PIL import Image
 from sklearn.base import clone, is_classifier
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.exceptions import DataConversionWarning, NotFittedError
@@ -223,10 +224,183 @@ def test_groups_reach_the_classifier_through_a_pipeline(image_files):
     assert "val_auc" in pipe[-1].history_
 
 
+@pytest.fixture(scope="module")
+def shared_patient_files(tmp_path_factory):
+    """40 files of 20 patients, two images each, named as in the Kermany data."""
+    X, y = blob_images(40, 16, seed=3)
+    by_label = np.argsort(y, kind="stable")  # both images of a patient, one label
+    folder = tmp_path_factory.mktemp("shared")
+    paths = []
+    for i, image in enumerate(X[by_label]):
+        paths.append(str(folder / f"person{i // 2}_virus_{i}.png"))
+        Image.fromarray(np.round(image * 255).astype(np.uint8)).save(paths[-1])
+    return np.array(paths), y[by_label]
+
+
+def test_a_fit_on_shared_patients_without_groups_says_so(shared_patient_files):
+    paths, y = shared_patient_files
+    with pytest.warns(UserWarning, match="40 images of this fit belong to 20 pat"):
+        fast_pipeline(epochs=1).fit(paths, y)
+
+
+@pytest.mark.parametrize(
+    "how", ["groups given", "no validation part", "distinct patients"]
+)
+def test_no_shared_patient_warning_when_the_split_cannot_leak(
+    shared_patient_files, image_files, how
+):
+    paths, y = shared_patient_files
+    pipe, fit_params = fast_pipeline(epochs=1), {}
+    if how == "groups given":
+        fit_params = {"cnn__groups": np.arange(40) // 2}
+    elif how == "no validation part":
+        pipe.set_params(cnn__early_stopping=False)
+    else:
+        paths, y = image_files
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pipe.fit(paths, y, **fit_params)
+    assert not [w for w in caught if "patients (by their file names)" in str(w.message)]
+
+
 def test_groups_of_another_length_are_refused(data):
     X, y = data
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         PneumoniaCNNClassifier(epochs=1).fit(X, y, groups=np.arange(len(y) - 1))
+
+
+# --- training further: warm_start and partial_fit -------------------------
+
+STEADY = dict(early_stopping=False, threshold=0.5, batch_size=16, random_state=0)
+
+
+def _weights(model):
+    return [weight.numpy().copy() for weight in model.weights]
+
+
+def test_warm_start_trains_the_same_network_further(data):
+    X, y = data
+    clf = PneumoniaCNNClassifier(epochs=2, **STEADY).fit(X, y)
+    network, before = clf.model_, _weights(clf.model_)
+    first_losses = list(clf.history_["loss"])
+
+    clf.set_params(warm_start=True, epochs=3).fit(X, y)
+
+    assert clf.model_ is network
+    after = _weights(network)
+    assert not all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+    assert clf.n_epochs_ == 5
+    assert len(clf.history_["loss"]) == len(clf.history_["auc"]) == 5
+    assert clf.history_["loss"][:2] == first_losses
+    # Training on from epoch 2 starts where it stopped, not from new weights.
+    assert clf.history_["loss"][2] < first_losses[0]
+
+
+def test_without_warm_start_each_fit_starts_afresh(data):
+    X, y = data
+    clf = PneumoniaCNNClassifier(epochs=2, **STEADY).fit(X, y)
+    network = clf.model_
+    clf.fit(X, y)
+    assert clf.model_ is not network
+    assert clf.n_epochs_ == 2
+
+
+def test_warm_start_chooses_the_threshold_and_calibration_again(data):
+    X, y = data
+    clf = PneumoniaCNNClassifier(epochs=2, **STEADY).fit(X, y)
+    assert clf.chosen_threshold_ is None and clf.calibration_ is None
+
+    clf.set_params(
+        warm_start=True, epochs=1, threshold="auto", calibration="platt"
+    ).fit(X, y)
+
+    assert 0 <= clf.chosen_threshold_ < 1
+    assert clf.calibration_ is not None
+    assert clf.threshold_ == clf.chosen_threshold_
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"filters": 8}, "architecture parameters"),
+        ({"n_conv_blocks": 1}, "architecture parameters"),
+    ],
+)
+def test_warm_start_refuses_a_network_its_parameters_no_longer_describe(
+    data, change, message
+):
+    X, y = data
+    clf = PneumoniaCNNClassifier(epochs=1, **STEADY).fit(X, y)
+    with pytest.raises(ValueError, match=message):
+        clf.set_params(warm_start=True, **change).fit(X, y)
+
+
+def test_warm_start_refuses_images_of_another_size(data):
+    X, y = data
+    clf = PneumoniaCNNClassifier(epochs=1, warm_start=True, **STEADY).fit(X, y)
+    with pytest.raises(ValueError, match=r"12 features, but .* expecting 16"):
+        clf.fit(X[:, :12, :12], y)
+    with pytest.raises(ValueError, match="16x16"):
+        clf.fit(X[:, :, :12], y)
+
+
+def test_partial_fit_is_one_epoch_per_call_and_repeatable(data):
+    X, y = data
+    first, second = (PneumoniaCNNClassifier(**STEADY) for _ in range(2))
+    for clf in (first, second):
+        clf.partial_fit(X[:40], y[:40])
+        assert clf.n_epochs_ == 1 and len(clf.history_["loss"]) == 1
+        one_epoch = clf.predict_proba(X[40:])
+        # A batch of one class trains on; the classes were set by the first call.
+        clf.partial_fit(X[40:][y[40:] == 1], y[40:][y[40:] == 1])
+    assert first.n_epochs_ == 2 and list(first.history_) == ["auc", "loss"]
+    assert not np.allclose(first.predict_proba(X[40:]), one_epoch)
+    np.testing.assert_array_equal(first.predict_proba(X), second.predict_proba(X))
+    assert first.training_prevalence_ == 0.5 and first.calibration_ is None
+
+
+def test_partial_fit_takes_the_classes_on_the_first_call(data):
+    X, y = data
+    normal = y == 0
+    labels = np.where(y == 1, "PNEUMONIA", "NORMAL")
+    clf = PneumoniaCNNClassifier(**STEADY)
+    with pytest.raises(ValueError, match="pass classes="):
+        clf.partial_fit(X[normal], labels[normal])
+    clf.partial_fit(X[normal], labels[normal], classes=["PNEUMONIA", "NORMAL"])
+    assert clf.classes_.tolist() == ["NORMAL", "PNEUMONIA"]
+    with pytest.raises(ValueError, match=r"labels \['VIRUS'\]"):
+        clf.partial_fit(X[:2], np.array(["NORMAL", "VIRUS"]))
+    with pytest.raises(ValueError, match="differs from the classes"):
+        clf.partial_fit(X[:2], labels[:2], classes=["NORMAL", "SICK"])
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"threshold": "auto"}, "threshold='auto'"),
+        ({"calibration": "platt"}, "calibration='platt'"),
+    ],
+)
+def test_partial_fit_refuses_what_needs_a_validation_part(data, settings, named):
+    X, y = data
+    clf = PneumoniaCNNClassifier(**{**STEADY, **settings})
+    with pytest.raises(ValueError, match=f"partial_fit .*{named}"):
+        clf.partial_fit(X, y)
+
+
+def test_fit_after_partial_fit_joins_the_histories(data, tmp_path):
+    from pneumoclf.persistence import load_model, save_model
+
+    X, y = data
+    clf = PneumoniaCNNClassifier(epochs=1, **STEADY).partial_fit(X, y)
+    clf.set_params(warm_start=True, early_stopping=True).fit(X, y)
+    assert clf.n_epochs_ == 2
+    assert np.isnan(clf.history_["val_loss"][0])
+    assert np.isfinite(clf.history_["val_loss"][1])
+    save_model(clf, tmp_path / "model.pneumoclf")
+    loaded = load_model(tmp_path / "model.pneumoclf")
+    assert loaded.warm_start is True and loaded.n_epochs_ == 2
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
 
 
 def test_three_and_two_dimensional_inputs(data):
@@ -784,15 +958,13 @@ def test_patient_groups_reach_the_inner_split_in_every_search_through_routing(
     paths, y = image_files
     groups = np.arange(len(y)) // 2
     seen = []
-    split = _training._ScikerasTrainer._validation_split
+    split = _training._validation_split
 
-    def recording_split(self, y_encoded):
-        seen.append(self._groups)
-        return split(self, y_encoded)
+    def recording_split(classifier, y_encoded, groups, *args):
+        seen.append(groups)
+        return split(classifier, y_encoded, groups, *args)
 
-    monkeypatch.setattr(
-        _training._ScikerasTrainer, "_validation_split", recording_split
-    )
+    monkeypatch.setattr(_training, "_validation_split", recording_split)
     folds = GroupKFold(2)
     tf.config.run_functions_eagerly(True)  # eight small fits
     try:

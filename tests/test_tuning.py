@@ -212,6 +212,42 @@ def test_optuna_search_cv_accepts_the_default_space(xrays):
     assert search.predict_proba(xrays.paths[:3]).shape == (3, 2)
 
 
+class _PruneOddTrials(optuna.pruners.BasePruner):
+    def prune(self, study, trial):
+        return trial.number % 2 == 1
+
+
+def test_optuna_search_cv_prunes_the_classifier_epoch_by_epoch(xrays):
+    # enable_pruning calls partial_fit, which a pipeline lacks: load once, then
+    # search the classifier on the arrays.
+    X = ImageLoader(image_size=IMAGE_SIZE).transform(xrays.paths)
+    classifier = PneumoniaCNNClassifier(
+        epochs=2, filters=4, dense_units=8, batch_size=16, random_state=0
+    )
+    search = OptunaSearchCV(
+        classifier,
+        {"learning_rate": FloatDistribution(1e-3, 1e-2, log=True)},
+        enable_pruning=True,
+        max_iter=3,
+        cv=StratifiedGroupKFold(2),
+        n_trials=3,
+        scoring="roc_auc",
+        random_state=0,
+        study=optuna.create_study(direction="maximize", pruner=_PruneOddTrials()),
+    )
+    search.fit(X, xrays.y, groups=[patient_id(p) for p in xrays.paths])
+
+    completed, pruned, _ = search.study_.trials
+    complete, pruned_state = TrialState.COMPLETE, TrialState.PRUNED
+    assert states(search.study_) == [complete, pruned_state, complete]
+    # One partial_fit epoch per step, scored after each; pruned after the first.
+    assert sorted(completed.intermediate_values) == [0, 1, 2]
+    assert sorted(pruned.intermediate_values) == [0]
+    assert all(np.isfinite(v) for v in completed.intermediate_values.values())
+    # The best trial is refitted with fit: its epochs, not max_iter.
+    assert search.best_estimator_.n_epochs_ == 2
+
+
 def strip(params, prefix="cnn__"):
     return {name.removeprefix(prefix): value for name, value in params.items()}
 

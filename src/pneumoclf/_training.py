@@ -21,10 +21,13 @@ from sklearn import config_context
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.validation import column_or_1d
 
 from ._calibration import calibrated, fit_calibration
-from ._utils import check_label_order
+from ._utils import check_label_order, check_no_missing_labels
 from .architecture import build_cnn, count_weights, resolve_padding
+from .datasets import patient_id
 from .metrics import choose_threshold
 from .model_selection import patient_split
 
@@ -41,6 +44,10 @@ HIGHEST_THRESHOLD = float(np.nextafter(np.float32(1), np.float32(0)))
 # scores that shows it tells images apart.
 _COLLAPSE_SAMPLE = 256
 _COLLAPSE_SPREAD = 1e-6
+
+# Share of a fit's images that must be further images of a patient already
+# counted before a fit without groups warns that its validation part leaks.
+_SHARED_PATIENTS_SHARE = 0.05
 
 # How far pixels may stray from [0, 1] (rounding after a rescaling) before the
 # input is taken for unscaled images.
@@ -154,109 +161,333 @@ class _ScikerasTrainer(KerasClassifier):
         pass  # assembled per fit in _fit_keras_model
 
     def _fit_keras_model(self, X, y, sample_weight, warm_start, epochs, initial_epoch):
-        train, validation = self._validation_split(y)
-        weights = () if sample_weight is None else (sample_weight.astype(np.float32),)
-        arrays = _as_tensors(X, y, *weights)
-        batch_size = self._classifier.batch_size
-        validation_data = None
-        if validation is not None:
-            validation_data = _batches(arrays[:2], validation, batch_size)
-        with _without_retracing_notices():
-            history = self.model_.fit(
-                _batches(arrays, train, batch_size, shuffle=True, seed=self._seed),
-                validation_data=validation_data,
-                epochs=epochs,
-                shuffle=False,  # the pipeline shuffles, seeded
-                callbacks=_callbacks(
-                    self._classifier, monitored=validation is not None
-                ),
-                verbose=self._classifier.verbose,
-            )
-        self.history_ = {name: list(values) for name, values in history.history.items()}
-        self.n_epochs_ = len(history.epoch)
-        self._calibrate_and_choose_threshold(X, y, validation, sample_weight)
-
-    def _validation_split(self, y):
-        """Indices of the training and validation parts, stratified by class."""
-        classifier = self._classifier
-        everything = np.arange(len(y))
-        if not needs_validation(classifier):
-            return everything, None
-        fraction = classifier.validation_fraction
-        n_validation = round(fraction * len(y))
-        _, counts = np.unique(y, return_counts=True)
-        if (
-            n_validation < 2 * len(counts)
-            or counts.min() < 2 * MIN_VALIDATION_PER_CLASS
-        ):
-            return self._without_validation(everything, f"{len(y)} training images are")
-        if self._groups is None:
-            return train_test_split(
-                everything,
-                test_size=n_validation,
-                stratify=y.reshape(-1),
-                random_state=self._seed,
-            )
-        try:
-            train, validation, _ = patient_split(
-                everything,
-                y.reshape(-1),
-                groups=self._groups,
-                sizes=(1 - fraction, fraction, 0.0),
-                random_state=self._seed,
-            )
-        except ValueError:
-            n_patients = len(np.unique(self._groups))
-            return self._without_validation(everything, f"{n_patients} patients are")
-        return train, validation
-
-    def _without_validation(self, everything, too_few):
-        self.warnings_.append(
-            f"{too_few} too few to hold out a validation part of "
-            f"{self._classifier.validation_fraction:.0%} with every class in it; "
-            "training on all of them without early stopping or threshold choice."
+        run = _run_training(
+            self.model_,
+            self._classifier,
+            X,
+            y,
+            sample_weight=sample_weight,
+            groups=self._groups,
+            seed=self._seed,
+            epochs=epochs,
+            validate=True,
         )
-        return everything, None
+        self.history_, self.n_epochs_ = run.history, run.n_epochs
+        self.calibration_, self.chosen_threshold_ = run.calibration, run.threshold
+        self.prevalence_ = run.prevalence
+        self.warnings_.extend(run.warnings)
 
-    def _calibrate_and_choose_threshold(self, X, y, validation, sample_weight):
-        """Fit the calibration and the automatic threshold on the validation part.
 
-        The threshold weighs each validation image by its ``sample_weight``.
-        """
-        classifier = self._classifier
-        self.calibration_, self.chosen_threshold_ = None, None
-        self.prevalence_ = float(np.mean(y))
-        if validation is None:
-            if classifier.calibration is not None:
-                self.warnings_.append(
-                    "No validation part to calibrate on; the probabilities are the "
-                    "network's own."
-                )
-            if classifier.threshold == "auto":
-                self.warnings_.append(
-                    "No validation part to choose the threshold on; using 0.5."
-                )
-                self.chosen_threshold_ = 0.5
-            return
-        if classifier.calibration is None and classifier.threshold != "auto":
-            return
-        y_validation = y[validation].reshape(-1)
-        scores = network_scores(self.model_, X[validation], classifier.batch_size)
-        self.prevalence_ = float(np.mean(y_validation))
+class _Run(NamedTuple):
+    """What one call of Keras ``fit`` and the choices after it give."""
+
+    history: dict
+    n_epochs: int
+    calibration: tuple | None
+    threshold: float | None
+    prevalence: float
+    warnings: list
+
+
+def _run_training(
+    model, classifier, X, y, *, sample_weight, groups, seed, epochs, validate
+):
+    """Train ``model`` for up to ``epochs`` passes, then calibrate and choose.
+
+    ``y`` holds 0/1 labels of shape (n, 1). With ``validate``, the validation
+    part the classifier's settings need is held out of ``X``.
+    """
+    messages = []
+    train, validation = np.arange(len(y)), None
+    if validate and needs_validation(classifier):
+        train, validation = _validation_split(classifier, y, groups, seed, messages)
+    weights = () if sample_weight is None else (sample_weight.astype(np.float32),)
+    arrays = _as_tensors(X, y, *weights)
+    batch_size = classifier.batch_size
+    validation_data = None
+    if validation is not None:
+        validation_data = _batches(arrays[:2], validation, batch_size)
+    with _without_retracing_notices():
+        history = model.fit(
+            _batches(arrays, train, batch_size, shuffle=True, seed=seed),
+            validation_data=validation_data,
+            epochs=epochs,
+            shuffle=False,  # the pipeline shuffles, seeded
+            callbacks=_callbacks(classifier, monitored=validation is not None),
+            verbose=classifier.verbose,
+        )
+    if not validate:
+        calibration, threshold, prevalence = None, None, 0.5
+    else:
+        calibration, threshold, prevalence = _calibrate_and_choose_threshold(
+            model, classifier, X, y, validation, sample_weight, messages
+        )
+    return _Run(
+        history={name: list(values) for name, values in history.history.items()},
+        n_epochs=len(history.epoch),
+        calibration=calibration,
+        threshold=threshold,
+        prevalence=prevalence,
+        warnings=messages,
+    )
+
+
+def _validation_split(classifier, y, groups, seed, messages):
+    """Indices of the training and validation parts, stratified by class."""
+    everything = np.arange(len(y))
+    fraction = classifier.validation_fraction
+    n_validation = round(fraction * len(y))
+    _, counts = np.unique(y, return_counts=True)
+    if (
+        len(counts) < 2
+        or n_validation < 2 * len(counts)
+        or counts.min() < 2 * MIN_VALIDATION_PER_CLASS
+    ):
+        return _without_validation(
+            classifier, everything, f"{len(y)} training images are", messages
+        )
+    if groups is None:
+        return train_test_split(
+            everything,
+            test_size=n_validation,
+            stratify=y.reshape(-1),
+            random_state=seed,
+        )
+    try:
+        train, validation, _ = patient_split(
+            everything,
+            y.reshape(-1),
+            groups=groups,
+            sizes=(1 - fraction, fraction, 0.0),
+            random_state=seed,
+        )
+    except ValueError:
+        n_patients = len(np.unique(groups))
+        return _without_validation(
+            classifier, everything, f"{n_patients} patients are", messages
+        )
+    return train, validation
+
+
+def _without_validation(classifier, everything, too_few, messages):
+    messages.append(
+        f"{too_few} too few to hold out a validation part of "
+        f"{classifier.validation_fraction:.0%} with every class in it; "
+        "training on all of them without early stopping or threshold choice."
+    )
+    return everything, None
+
+
+def _calibrate_and_choose_threshold(
+    model, classifier, X, y, validation, sample_weight, messages
+):
+    """Fit the calibration and the automatic threshold on the validation part.
+
+    The threshold weighs each validation image by its ``sample_weight``.
+
+    Returns
+    -------
+    calibration, threshold, prevalence
+    """
+    prevalence = float(np.mean(y))
+    if validation is None:
+        threshold = None
         if classifier.calibration is not None:
-            self.calibration_ = fit_calibration(
-                scores, y_validation, classifier.calibration
+            messages.append(
+                "No validation part to calibrate on; the probabilities are the "
+                "network's own."
             )
         if classifier.threshold == "auto":
-            threshold = choose_threshold(
-                y_validation,
-                calibrated(scores, self.calibration_),
-                min_recall=classifier.target_recall,
-                sample_weight=(
-                    None if sample_weight is None else sample_weight[validation]
-                ),
+            messages.append("No validation part to choose the threshold on; using 0.5.")
+            threshold = 0.5
+        return None, threshold, prevalence
+    if classifier.calibration is None and classifier.threshold != "auto":
+        return None, None, prevalence
+    y_validation = y[validation].reshape(-1)
+    scores = network_scores(model, X[validation], classifier.batch_size)
+    prevalence = float(np.mean(y_validation))
+    calibration = None
+    if classifier.calibration is not None:
+        calibration = fit_calibration(scores, y_validation, classifier.calibration)
+    threshold = None
+    if classifier.threshold == "auto":
+        chosen = choose_threshold(
+            y_validation,
+            calibrated(scores, calibration),
+            min_recall=classifier.target_recall,
+            sample_weight=(
+                None if sample_weight is None else sample_weight[validation]
+            ),
+        )
+        threshold = min(float(chosen), HIGHEST_THRESHOLD)
+    return calibration, threshold, prevalence
+
+
+def continue_training(
+    classifier, model, classes, X, y, *, sample_weight, groups, seed, epochs, validate
+):
+    """Train a network further: ``fit`` with ``warm_start``, and ``partial_fit``.
+
+    Parameters
+    ----------
+    classifier : PneumoniaCNNClassifier
+        Read for its parameters only.
+    model : keras.Model
+        The compiled network to train further; its weights and optimiser state
+        carry on, at the classifier's ``learning_rate``.
+    classes : ndarray of shape (2,)
+        The labels, sorted; ``y`` holds some of them.
+    X, y : ndarray
+        Validated images and labels.
+    sample_weight, groups : ndarray of shape (n,) or None
+    seed : int or None
+    epochs : int
+        Most passes over the images.
+    validate : bool
+        Whether to hold out the validation part the settings need (``fit``), or
+        to train on every image and choose nothing (``partial_fit``).
+
+    Returns
+    -------
+    TrainedNetwork
+        The history and epochs of this call alone.
+    """
+    weights = _class_and_sample_weights(classifier.class_weight, y, sample_weight)
+    kept = weights != 0
+    if not kept.any():
+        raise ValueError("Every sample_weight is zero: there is nothing to train on.")
+    X, y, weights = X[kept], y[kept], weights[kept]
+    groups = None if groups is None else groups[kept]
+    encoded = (y == classes[1]).astype(np.float32).reshape(-1, 1)
+    model.optimizer.learning_rate.assign(classifier.learning_rate)
+    run = _run_training(
+        model,
+        classifier,
+        X,
+        encoded,
+        sample_weight=weights,
+        groups=groups,
+        seed=seed,
+        epochs=epochs,
+        validate=validate,
+    )
+    messages = run.warnings + _check_trained(model, X, classifier.batch_size)
+    return TrainedNetwork(
+        model=model,
+        classes=classes,
+        history=run.history,
+        n_epochs=run.n_epochs,
+        chosen_threshold=run.threshold,
+        calibration=run.calibration,
+        prevalence=run.prevalence,
+        warnings=tuple(messages),
+    )
+
+
+def shared_patients_message(paths):
+    """Say so when many of ``paths`` belong to patients with several images.
+
+    ``paths`` are the files a fit's images came from (None when unknown); the
+    fit holds out its validation part by image, as it got no patient groups.
+    """
+    if paths is None:
+        return None
+    n_images, n_patients = len(paths), len({patient_id(path) for path in paths})
+    if n_images - n_patients < _SHARED_PATIENTS_SHARE * n_images:
+        return None
+    return (
+        f"The {n_images} images of this fit belong to {n_patients} patients (by "
+        "their file names), but fit got no groups: the validation part, which "
+        "stops training and chooses the threshold, is held out by image, so "
+        "images of one child fall on both sides and it flatters the network. "
+        "Pass the patients: pipe.fit(paths, y, cnn__groups=groups), or in a "
+        "search cnn.set_fit_request(groups=True) with metadata routing."
+    )
+
+
+def check_partial_fit_settings(classifier):
+    """Refuse the settings that need a validation part, which partial_fit lacks."""
+    needing = []
+    if classifier.threshold == "auto":
+        needing.append("threshold='auto'")
+    if classifier.calibration is not None:
+        needing.append(f"calibration={classifier.calibration!r}")
+    if needing:
+        raise ValueError(
+            "partial_fit trains on every image it is given, with no validation "
+            "part to choose a threshold or calibrate on, so it cannot honour "
+            f"{' and '.join(needing)}. Set a number as threshold (tune it afterwards, "
+            "for example with TunedThresholdClassifierCV) and calibration=None, or "
+            "train further with fit and warm_start=True."
+        )
+
+
+def partial_fit_classes(y, classes, fitted_classes):
+    """The two labels of a partial fit: given, fitted, or those of ``y``.
+
+    Refuses a ``classes`` that differs from the fitted one and labels of ``y``
+    outside the classes.
+    """
+    check_no_missing_labels(y, "y")
+    if classes is not None:
+        classes = np.unique(column_or_1d(classes))
+        if fitted_classes is not None and not np.array_equal(classes, fitted_classes):
+            raise ValueError(
+                f"classes={classes.tolist()} differs from the classes of the first "
+                f"partial_fit, {fitted_classes.tolist()}."
             )
-            self.chosen_threshold_ = min(float(threshold), HIGHEST_THRESHOLD)
+    labels = classes if classes is not None else fitted_classes
+    if labels is None:
+        labels = np.unique(y)
+        if len(labels) != 2:
+            raise ValueError(
+                f"The first partial_fit needs both classes: pass classes=[...] when "
+                f"y holds one only (here {labels.tolist()})."
+            )
+    if len(labels) != 2:
+        raise ValueError(
+            f"classes must hold the two labels, NORMAL and PNEUMONIA; got "
+            f"{labels.tolist()}."
+        )
+    check_label_order(labels, "classes")
+    unknown = np.setdiff1d(np.unique(y), labels)
+    if unknown.size:
+        raise ValueError(
+            f"y holds labels {unknown.tolist()[:10]} that are not among the classes "
+            f"{labels.tolist()}."
+        )
+    return labels
+
+
+def check_same_architecture(classifier, model, image_shape):
+    """Refuse to train further a network that the parameters no longer describe."""
+    expected = count_network_weights(classifier, image_shape)
+    if expected != model.count_params():
+        raise ValueError(
+            "warm_start trains the fitted network further, but its architecture "
+            "parameters (n_conv_blocks, filters, kernel_size, dense_units, "
+            f"batch_norm, padding) now describe a network of {expected} weights, "
+            f"not its {model.count_params()}. Restore them, or fit with "
+            "warm_start=False."
+        )
+
+
+def joined_history(earlier, n_earlier, later, n_later):
+    """Two training histories end to end; a figure one of them lacks is NaN."""
+    names = list(earlier) + [name for name in later if name not in earlier]
+    return {
+        name: list(earlier.get(name, [float("nan")] * n_earlier))
+        + list(later.get(name, [float("nan")] * n_later))
+        for name in names
+    }
+
+
+def _class_and_sample_weights(class_weight, y, sample_weight):
+    """Per-image weights as scikeras forms them: class weight times sample weight."""
+    weights = np.ones(len(y)) if sample_weight is None else sample_weight.copy()
+    if class_weight is not None:
+        weights *= compute_sample_weight(class_weight, y)
+    return weights
 
 
 def _check_trained(model, X, batch_size):

@@ -22,6 +22,7 @@ from . import _training
 from ._calibration import calibrated, with_prevalence
 from ._utils import binary_target, is_pneumonia
 from .architecture import OPTIMIZERS
+from .preprocessing._provenance import paths_of
 
 __all__ = ["PneumoniaCNNClassifier"]
 
@@ -129,6 +130,16 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         to it by Bayes' rule on the odds (needs ``calibration``), and an
         automatic threshold moves with them, so recall and specificity stay
         those chosen. Can be changed with ``set_params`` after fitting.
+    warm_start : bool, default=False
+        When True, ``fit`` on a fitted classifier trains its network further
+        (weights and optimiser state) for up to ``epochs`` more epochs on the
+        data given, instead of starting afresh, as in scikit-learn. The network's
+        architecture and augmentation stay those of the first fit; ``epochs``,
+        ``batch_size``, ``learning_rate``, early stopping, ``class_weight``,
+        ``threshold`` and ``calibration`` apply to the new run, and the threshold
+        and calibration are chosen again on its validation part. ``history_``
+        and ``n_epochs_`` run on from the earlier fits. See also
+        :meth:`partial_fit`.
     callbacks : list of keras.callbacks.Callback or None, default=None
         Extra Keras callbacks for training (for example Optuna pruning).
     random_state : int, RandomState instance or None, default=None
@@ -144,7 +155,9 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
     model_ : keras.Model
         The trained network.
     history_ : dict of list
-        Loss and AUC per epoch (``val_*`` on the validation part).
+        Loss and AUC per epoch (``val_*`` on the validation part), over every
+        fit that trained this network (``warm_start``, :meth:`partial_fit`);
+        a ``val_*`` list holds NaN for epochs run without a validation part.
     image_shape_ : tuple of int
         ``(height, width, channels)`` of the training images.
     n_features_in_ : int
@@ -163,11 +176,12 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         calibration.
     training_prevalence_ : float
         Share of pneumonia where the probabilities were calibrated (the
-        validation part, or the training images without one).
+        validation part, or the training images without one); 0.5 after
+        :meth:`partial_fit`, which calibrates nothing.
     feature_names_in_ : ndarray of str
         Column names of ``X`` in ``fit``, when it had string column names.
     n_epochs_ : int
-        Epochs actually run.
+        Epochs actually run, over every fit that trained this network.
 
     Notes
     -----
@@ -221,6 +235,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         "target_recall": [Interval(Real, 0, 1, closed="right"), None],
         "calibration": [StrOptions({"platt", "temperature"}), None],
         "prevalence": [Interval(Real, 0, 1, closed="neither"), None],
+        "warm_start": ["boolean"],
         "callbacks": [list, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -255,6 +270,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         target_recall=None,
         calibration=None,
         prevalence=None,
+        warm_start=False,
         callbacks=None,
         random_state=None,
         verbose=0,
@@ -285,6 +301,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         self.target_recall = target_recall
         self.calibration = calibration
         self.prevalence = prevalence
+        self.warm_start = warm_start
         self.callbacks = callbacks
         self.random_state = random_state
         self.verbose = verbose
@@ -314,7 +331,11 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
             by whole patients (see
             :func:`~pneumoclf.model_selection.patient_split`), so that no child
             has images on both sides; in a pipeline, pass it as
-            ``pipe.fit(paths, y, cnn__groups=groups)``.
+            ``pipe.fit(paths, y, cnn__groups=groups)``. Without it, ``fit``
+            warns when its images come straight from an
+            :class:`~pneumoclf.ImageLoader` whose file names show that at
+            least 5% of them are further images of the same patients
+            (:func:`~pneumoclf.patient_id`).
 
         Returns
         -------
@@ -323,43 +344,149 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         """
         _training.check_callbacks(self.callbacks)
         _training.check_class_weight(self.class_weight)
+        continuing = self.warm_start and self._has_network()
+        if groups is None and _training.needs_validation(self):
+            self._warn_about_shared_patients(paths_of(X))
         X, y = validate_data(
             self,
             X,
             binary_target(y, type(self).__name__),
-            reset=True,
+            reset=not continuing,
             allow_nd=True,
             dtype=np.float32,
         )
+        X = self._training_images(X, continuing)
+        sample_weight, groups = self._per_image(y, sample_weight, groups)
+        seed = _training.draw_seed(self.random_state)
+        if continuing:
+            network = _training.continue_training(
+                self,
+                self.model_,
+                self.classes_,
+                X,
+                y,
+                sample_weight=sample_weight,
+                groups=groups,
+                seed=seed,
+                epochs=self.epochs,
+                validate=True,
+            )
+        else:
+            network = _training.train_network(
+                self, X, y, sample_weight=sample_weight, groups=groups, seed=seed
+            )
+        self._keep(network, X.shape[1:], continuing)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Train the network for one pass over ``X``, building it on the first call.
+
+        Each call is one epoch over the images given, with no validation part:
+        no early stopping, calibration or threshold choice, so ``threshold``
+        must be a number (tune it afterwards, for example with
+        :class:`~sklearn.model_selection.TunedThresholdClassifierCV`) and
+        ``calibration`` None. ``history_`` and ``n_epochs_`` grow by one epoch
+        per call. This is what ``OptunaSearchCV(enable_pruning=True)`` calls.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, h, w, c), (n, h, w) or (n, k)
+            Images scaled to [0, 1]; later calls take the shape of the first.
+        y : array-like of shape (n,)
+            Labels, each one of ``classes``; one batch may hold one class only.
+        classes : array-like of shape (2,), default=None
+            Both labels. Needed on the first call unless ``y`` holds both;
+            later calls may repeat it.
+        sample_weight : array-like of shape (n,), default=None
+            Weights of the images in the loss.
+
+        Returns
+        -------
+        self : PneumoniaCNNClassifier
+            The classifier, trained one epoch further.
+        """
+        _training.check_callbacks(self.callbacks)
+        _training.check_class_weight(self.class_weight)
+        _training.check_partial_fit_settings(self)
+        continuing = self._has_network()
+        y = column_or_1d(y, warn=True)
+        labels = _training.partial_fit_classes(
+            y, classes, self.classes_ if continuing else None
+        )
+        X, y = validate_data(
+            self, X, y, reset=not continuing, allow_nd=True, dtype=np.float32
+        )
+        X = self._training_images(X, continuing)
+        sample_weight, _ = self._per_image(y, sample_weight, None)
+        seed = _training.draw_seed(self.random_state)
+        if continuing:
+            model = self.model_
+            seed = None if seed is None else seed + self.n_epochs_
+        else:
+            model = _training.build_network(self, X.shape[1:], seed)
+        network = _training.continue_training(
+            self,
+            model,
+            labels,
+            X,
+            y,
+            sample_weight=sample_weight,
+            groups=None,
+            seed=seed,
+            epochs=1,
+            validate=False,
+        )
+        self._keep(network, X.shape[1:], continuing)
+        return self
+
+    def _warn_about_shared_patients(self, paths):
+        message = _training.shared_patients_message(paths)
+        if message is not None:
+            # The caller of fit, past scikit-learn's _fit_context wrapper.
+            warnings.warn(message, UserWarning, stacklevel=4)
+
+    def _has_network(self):
+        return hasattr(self, "model_")
+
+    def _training_images(self, X, continuing):
+        if continuing:
+            _training.check_image_shape(X.shape, self.image_shape_, type(self).__name__)
         X = _training.image_batch(X)
+        if continuing:
+            _training.check_same_architecture(self, self.model_, X.shape[1:])
         _training.warn_if_outside_unit_range(X)
+        return X
+
+    def _per_image(self, y, sample_weight, groups):
         if sample_weight is not None:
             sample_weight = column_or_1d(sample_weight).astype(np.float64)
             check_consistent_length(y, sample_weight)
         if groups is not None:
             groups = column_or_1d(groups)
             check_consistent_length(y, groups)
-        network = _training.train_network(
-            self,
-            X,
-            y,
-            sample_weight=sample_weight,
-            groups=groups,
-            seed=_training.draw_seed(self.random_state),
-        )
+        return sample_weight, groups
+
+    def _keep(self, network, image_shape, continuing):
+        """Set the fitted attributes from a training run; warn what it found."""
+        if continuing:
+            self.history_ = _training.joined_history(
+                self.history_, self.n_epochs_, network.history, network.n_epochs
+            )
+            self.n_epochs_ += network.n_epochs
+        else:
+            self.history_ = network.history
+            self.n_epochs_ = network.n_epochs
         self.model_ = network.model
         self.classes_ = network.classes
-        self.image_shape_ = X.shape[1:]
-        self.history_ = network.history
-        self.n_epochs_ = network.n_epochs
+        self.image_shape_ = image_shape
         self.chosen_threshold_ = network.chosen_threshold
         self.calibration_ = network.calibration
         self.training_prevalence_ = network.prevalence
         for message in network.warnings:
-            # The caller of fit, past scikit-learn's _fit_context wrapper; a
-            # Warning instance keeps its own category.
-            warnings.warn(message, UserWarning, stacklevel=3)
-        return self
+            # The caller of fit, past scikit-learn's _fit_context wrapper and this
+            # method; a Warning instance keeps its own category.
+            warnings.warn(message, UserWarning, stacklevel=4)
 
     def predict_proba(self, X):
         """Probabilities of the two classes.

@@ -12,6 +12,7 @@ from sklearn.utils._param_validation import (
 
 from ._intensity import equalize
 from ._paths import check_paths
+from ._provenance import remember_paths
 from ._reading import load_images, thread_count
 
 __all__ = ["ImageLoader"]
@@ -226,6 +227,7 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         )
         if self.normalize == "equalize":
             equalize(images)
+        remember_paths(images, paths)
         return images
 
     @property
