@@ -4,6 +4,7 @@ Every test that only needs *a* fitted model uses ``awkward_pipeline`` (or its
 classifier), trained once per session: each fit costs seconds of TensorFlow set-up.
 """
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,17 @@ def awkward_model_file(awkward_pipeline, tmp_path_factory):
     return path
 
 
+@contextlib.contextmanager
+def _networks_run_eagerly():
+    import tensorflow as tf
+
+    tf.config.run_functions_eagerly(True)
+    try:
+        yield
+    finally:
+        tf.config.run_functions_eagerly(False)
+
+
 @pytest.fixture(scope="module")
 def eager_networks():
     """Run the networks eagerly, for modules that test a contract, not TensorFlow.
@@ -93,8 +105,27 @@ def eager_networks():
     Tracing a new network's training graph takes about a second, most of a
     small fit's time; graph execution is what the other test modules run.
     """
-    import tensorflow as tf
+    with _networks_run_eagerly():
+        yield
 
-    tf.config.run_functions_eagerly(True)
-    yield
-    tf.config.run_functions_eagerly(False)
+
+@pytest.fixture
+def eager():
+    """``eager_networks`` for one test of a module that otherwise runs graphs."""
+    with _networks_run_eagerly():
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def optuna_logs_to_the_session_stream():
+    """Give Optuna its log handler before any test captures stderr.
+
+    Optuna binds its handler to whatever ``sys.stderr`` is when it first logs; a
+    test's ``capsys`` stream closes with the test, and every later Optuna message
+    would then fail to print, with a traceback, in whichever test comes next.
+    """
+    try:
+        import optuna
+    except ImportError:
+        return
+    optuna.logging.get_verbosity()

@@ -237,12 +237,14 @@ def shared_patient_files(tmp_path_factory):
     return np.array(paths), y[by_label]
 
 
+@pytest.mark.usefixtures("eager")
 def test_a_fit_on_shared_patients_without_groups_says_so(shared_patient_files):
     paths, y = shared_patient_files
     with pytest.warns(UserWarning, match="40 images of this fit belong to 20 pat"):
         fast_pipeline(epochs=1).fit(paths, y)
 
 
+@pytest.mark.usefixtures("eager")
 @pytest.mark.parametrize(
     "how", ["groups given", "no validation part", "distinct patients"]
 )
@@ -278,6 +280,7 @@ def _weights(model):
     return [weight.numpy().copy() for weight in model.weights]
 
 
+@pytest.mark.usefixtures("eager")
 def test_warm_start_trains_the_same_network_further(data):
     X, y = data
     clf = PneumoniaCNNClassifier(epochs=2, **STEADY).fit(X, y)
@@ -296,6 +299,7 @@ def test_warm_start_trains_the_same_network_further(data):
     assert clf.history_["loss"][2] < first_losses[0]
 
 
+@pytest.mark.usefixtures("eager")
 def test_without_warm_start_each_fit_starts_afresh(data):
     X, y = data
     clf = PneumoniaCNNClassifier(epochs=2, **STEADY).fit(X, y)
@@ -305,6 +309,7 @@ def test_without_warm_start_each_fit_starts_afresh(data):
     assert clf.n_epochs_ == 2
 
 
+@pytest.mark.usefixtures("eager")
 def test_warm_start_chooses_the_threshold_and_calibration_again(data):
     X, y = data
     clf = PneumoniaCNNClassifier(epochs=2, **STEADY).fit(X, y)
@@ -319,6 +324,7 @@ def test_warm_start_chooses_the_threshold_and_calibration_again(data):
     assert clf.threshold_ == clf.chosen_threshold_
 
 
+@pytest.mark.usefixtures("eager")
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -335,6 +341,7 @@ def test_warm_start_refuses_a_network_its_parameters_no_longer_describe(
         clf.set_params(warm_start=True, **change).fit(X, y)
 
 
+@pytest.mark.usefixtures("eager")
 def test_warm_start_refuses_images_of_another_size(data):
     X, y = data
     clf = PneumoniaCNNClassifier(epochs=1, warm_start=True, **STEADY).fit(X, y)
@@ -344,6 +351,7 @@ def test_warm_start_refuses_images_of_another_size(data):
         clf.fit(X[:, :, :12], y)
 
 
+@pytest.mark.usefixtures("eager")
 def test_partial_fit_is_one_epoch_per_call_and_repeatable(data):
     X, y = data
     first, second = (PneumoniaCNNClassifier(**STEADY) for _ in range(2))
@@ -359,6 +367,7 @@ def test_partial_fit_is_one_epoch_per_call_and_repeatable(data):
     assert first.training_prevalence_ == 0.5 and first.calibration_ is None
 
 
+@pytest.mark.usefixtures("eager")
 def test_partial_fit_takes_the_classes_on_the_first_call(data):
     X, y = data
     normal = y == 0
@@ -374,6 +383,7 @@ def test_partial_fit_takes_the_classes_on_the_first_call(data):
         clf.partial_fit(X[:2], labels[:2], classes=["NORMAL", "SICK"])
 
 
+@pytest.mark.usefixtures("eager")
 @pytest.mark.parametrize(
     ("settings", "named"),
     [
@@ -388,6 +398,7 @@ def test_partial_fit_refuses_what_needs_a_validation_part(data, settings, named)
         clf.partial_fit(X, y)
 
 
+@pytest.mark.usefixtures("eager")
 def test_fit_after_partial_fit_joins_the_histories(data, tmp_path):
     from pneumoclf.persistence import load_model, save_model
 
