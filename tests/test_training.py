@@ -7,6 +7,7 @@ import pytest
 from synthetic import blob_images
 
 from pneumoclf import PneumoniaCNNClassifier, _training, _utils
+from pneumoclf.architecture import build_cnn
 
 FAST = dict(epochs=3, batch_size=16, random_state=0, verbose=0)
 
@@ -138,3 +139,29 @@ def test_many_fits_print_no_retracing_notice(data):
         logger.removeHandler(handler)
 
     assert not [record for record in records if "retracing" in record.getMessage()]
+
+
+def test_a_batch_or_less_is_scored_as_model_predict_scores_it(data):
+    X, _ = data
+    model = build_cnn((16, 16, 1), filters=4, dense_units=4, seed=0)
+    images = X[:5, :, :, np.newaxis]
+    order = _training._content_order(images)
+    through_predict = np.empty(5, dtype=np.float32)
+    through_predict[order] = model.predict(images[order], verbose=0).ravel()
+    np.testing.assert_array_equal(
+        _training.network_scores(model, images, batch_size=16), through_predict
+    )
+
+
+def test_the_compiled_inference_does_not_keep_a_network_alive(data):
+    import gc
+    import weakref
+
+    X, _ = data
+    model = build_cnn((16, 16, 1), filters=4, dense_units=4, seed=0)
+    _training.network_scores(model, X[:2, :, :, np.newaxis], batch_size=16)
+    network = weakref.ref(model)
+    assert network() in _training._INFERENCE_FUNCTIONS
+    del model
+    gc.collect()
+    assert network() is None
