@@ -13,13 +13,17 @@ contenders read from the operating system's page cache, not from disk.
   directly with ``model.fit``, alternating the order to cancel drift.
 * Prediction from file paths with a fitted pipeline, cache cold.
 * Scaling: loading and training time on 25 %, 50 % and 100 % of the images.
+* Latency: one warm image from its path, p50 and p95, and throughput on 1,000
+  paths, for the pipeline's ``predict_proba``, the same network through
+  ``model.predict``, and ONNX Runtime on the pipeline's export.
 
 Run from the repository root::
 
     python benchmarks/speed.py
 
 Writes ``speed.json`` and ``speed.md`` into ``--out``; with ``--loading-only``,
-just the loaders, into ``speed_loading.json`` and ``speed_loading.md``.
+just the loaders, into ``speed_loading.json`` and ``speed_loading.md``; with
+``--latency-only``, just the latency, into ``speed_latency.json`` and ``.md``.
 """
 
 import argparse
@@ -313,11 +317,80 @@ def worker_scaling(spec):
     return {"rows": rows}
 
 
+def worker_latency(spec):
+    """Latency of one warm image from its path, and throughput, per contender.
+
+    The pipeline's ``predict_proba``, the same loader and network through
+    ``model.predict`` (what every prediction paid before the direct call), and
+    ONNX Runtime on the pipeline's export. The images are in the loader's cache,
+    so that the network's call is what differs.
+    """
+    from sklearn.pipeline import Pipeline
+
+    from pneumoclf import ImageLoader, PneumoniaCNNClassifier
+    from pneumoclf.export import OnnxPneumoniaModel, export_onnx
+
+    paths, labels = spec["paths"], spec["labels"]
+    pipe = Pipeline(
+        [
+            ("load", ImageLoader(image_size=IMAGE_SIZE)),
+            (
+                "cnn",
+                PneumoniaCNNClassifier(epochs=1, early_stopping=False, random_state=0),
+            ),
+        ]
+    ).fit(paths[::10], labels[::10])
+    onnx_file = Path(spec["workdir"]) / "model.onnx"
+    onnx_model = OnnxPneumoniaModel(export_onnx(pipe, onnx_file))
+    loader, network = pipe[0], pipe[-1].model_
+
+    def through_model_predict(batch):
+        return network.predict(loader.transform(batch), verbose=0)
+
+    contenders = {
+        "pipeline predict_proba": pipe.predict_proba,
+        "loader + model.predict": through_model_predict,
+        "ONNX Runtime (OnnxPneumoniaModel)": onnx_model.predict_proba,
+    }
+    step = max(1, len(paths) // spec["n_images"])
+    batch = paths[::step][: spec["n_images"]]
+    loader.transform(batch)  # into the cache
+    for predict in contenders.values():
+        for _ in range(3):
+            predict(batch[:1])
+        predict(batch)
+    latency = {name: [] for name in contenders}
+    for round_ in range(spec["latency_rounds"]):
+        names = list(contenders)
+        names = names[round_ % len(names) :] + names[: round_ % len(names)]
+        path = batch[round_ % len(batch)]
+        for name in names:
+            start = time.perf_counter()
+            contenders[name]([path])
+            latency[name].append(time.perf_counter() - start)
+    throughput = {name: [] for name in contenders}
+    for _ in range(spec["throughput_rounds"]):
+        for name, predict in contenders.items():
+            start = time.perf_counter()
+            predict(batch)
+            throughput[name].append(time.perf_counter() - start)
+    largest_difference = float(
+        np.abs(onnx_model.predict_proba(batch) - pipe.predict_proba(batch)).max()
+    )
+    return {
+        "n_images": len(batch),
+        "latency_seconds": latency,
+        "throughput_seconds": throughput,
+        "onnx_largest_probability_difference": largest_difference,
+    }
+
+
 WORKERS = {
     "load": worker_load,
     "train": worker_train,
     "predict": worker_predict,
     "scaling": worker_scaling,
+    "latency": worker_latency,
 }
 
 
@@ -496,12 +569,15 @@ def markdown(result):
         "",
         f"Command: `{result['command']}`",
         "",
-        *_loading_lines(result),
     ]
+    if "loading" in result:
+        lines += _loading_lines(result)
     if "training" in result:
         lines += _training_lines(result["training"])
         lines += _prediction_lines(result["prediction"])
         lines += _scaling_lines(result["scaling"])
+    if "latency" in result:
+        lines += _latency_lines(result["latency"])
     return "\n".join(lines)
 
 
@@ -612,6 +688,47 @@ def _prediction_lines(pred):
     return [*lines, ""]
 
 
+def summarize_latency(raw):
+    rows = {}
+    for name, seconds in raw["latency_seconds"].items():
+        throughput = statistics.median(raw["throughput_seconds"][name])
+        rows[name] = {
+            "p50_ms": 1000 * float(np.percentile(seconds, 50)),
+            "p95_ms": 1000 * float(np.percentile(seconds, 95)),
+            "images_per_second": raw["n_images"] / throughput,
+        }
+    return {**raw, "summary": rows}
+
+
+def _latency_lines(latency):
+    summary = latency["summary"]
+    baseline = summary["loader + model.predict"]
+    lines = [
+        "## Prediction latency from a path (cache warm)",
+        "",
+        f"{len(next(iter(latency['latency_seconds'].values())))} single-image "
+        f"calls per contender in rotating order; throughput on "
+        f"{latency['n_images']:,} paths, median of "
+        f"{len(next(iter(latency['throughput_seconds'].values())))} rounds.",
+        "",
+        "| contender | p50 ms, 1 image | p95 ms | vs model.predict (p50) "
+        "| images/s, batch |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, row in summary.items():
+        lines.append(
+            f"| {name} | {row['p50_ms']:.2f} | {row['p95_ms']:.2f} | "
+            f"{baseline['p50_ms'] / row['p50_ms']:.1f}x | "
+            f"{row['images_per_second']:,.0f} |"
+        )
+    lines.append("")
+    lines.append(
+        "Largest difference between the ONNX export's probabilities and the "
+        f"pipeline's: {latency['onnx_largest_probability_difference']:.1e}."
+    )
+    return [*lines, ""]
+
+
 def _scaling_lines(scaling):
     lines = [
         "## Scaling with the number of images",
@@ -657,6 +774,13 @@ def parse_args(argv=None):
         action="store_true",
         help="measure the loaders only, into speed_loading.json and .md",
     )
+    parser.add_argument(
+        "--latency-only",
+        action="store_true",
+        help="measure prediction latency only, into speed_latency.json and .md",
+    )
+    parser.add_argument("--latency-rounds", type=int, default=200)
+    parser.add_argument("--throughput-images", type=int, default=1000)
     parser.add_argument("--worker", choices=WORKERS, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -680,15 +804,24 @@ def main(argv=None):
     }
     common = {"paths": paths, "labels": labels.tolist()}
     with tempfile.TemporaryDirectory() as workdir:
-        print(f"loading {len(paths)} images ...", flush=True)
-        raw = measure_loaders(paths, train_dir, args.rounds, args.warm_repeats, workdir)
-        result["loading_runs"] = raw
-        result["loading"] = summarize_loaders(raw)
-        if not args.loading_only:
+        if not args.latency_only:
+            print(f"loading {len(paths)} images ...", flush=True)
+            raw = measure_loaders(
+                paths, train_dir, args.rounds, args.warm_repeats, workdir
+            )
+            result["loading_runs"] = raw
+            result["loading"] = summarize_loaders(raw)
+        if not args.loading_only and not args.latency_only:
             result.update(measure_models(args, common, workdir))
+        if not args.loading_only:
+            result["latency"] = measure_latency(args, common, workdir)
     result["load_average_after"] = os.getloadavg()
 
-    name = "speed_loading" if args.loading_only else "speed"
+    name = "speed"
+    if args.loading_only:
+        name = "speed_loading"
+    elif args.latency_only:
+        name = "speed_latency"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     table = markdown(result)
@@ -707,6 +840,19 @@ def measure_models(args, common, workdir):
     spec = {**common, "epochs": args.scaling_epochs}
     scaling = run_worker("scaling", spec, workdir)
     return {"training": training, "prediction": prediction, "scaling": scaling}
+
+
+def measure_latency(args, common, workdir):
+    """Prediction latency and throughput, in its own process."""
+    print("latency ...", flush=True)
+    spec = {
+        **common,
+        "workdir": workdir,
+        "n_images": args.throughput_images,
+        "latency_rounds": args.latency_rounds,
+        "throughput_rounds": 5,
+    }
+    return summarize_latency(run_worker("latency", spec, workdir))
 
 
 if __name__ == "__main__":

@@ -35,3 +35,25 @@ def test_count_weights_is_unchanged_by_augmentation():
     )  # fmt: skip
 
     assert augmented.count_params() == plain
+
+
+def test_the_inference_network_predicts_as_the_network_without_its_random_layers():
+    import keras
+    import numpy as np
+
+    from pneumoclf.architecture import inference_network
+
+    network = build_cnn(
+        (24, 24, 1), filters=4, dense_units=6, batch_norm=True, dropout=0.5,
+        rotation=0.2, zoom=0.2, shift=0.2, contrast=0.5, seed=0,
+    )  # fmt: skip
+    inference = inference_network(network)
+    images = np.random.default_rng(0).random((4, 24, 24, 1)).astype("float32")
+
+    np.testing.assert_array_equal(
+        inference(images).numpy(), network(images, training=False).numpy()
+    )
+    kinds = {type(layer) for layer in inference.layers}
+    assert keras.layers.Dropout not in kinds and keras.layers.RandomZoom not in kinds
+    # The layers, and so the weights, are shared, not copied.
+    assert network.get_layer("conv_1") is inference.get_layer("conv_1")

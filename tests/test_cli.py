@@ -245,6 +245,129 @@ def test_predict_writes_undecodable_file_names_as_their_bytes(
     assert output.read_bytes() == out
 
 
+def test_predict_takes_folders_and_writes_a_table(trained, data_dir, capsys):
+    _, model, _ = trained
+    folder_paths = sorted(str(path) for path in (data_dir / "val").rglob("*.jpeg"))
+    status, out, _ = _run(capsys, "predict", model, data_dir / "val", "--table")
+    assert status == 0
+    header, *lines = out.splitlines()
+    assert header.split() == ["path", "pneumonia_probability", "label"]
+    assert [line.split()[0] for line in lines] == folder_paths
+    probabilities = load_model(model).predict_proba(folder_paths)[:, 1]
+    shown = [line.split()[1] for line in lines]
+    assert shown == [f"{p:.4f}" for p in probabilities]
+
+
+def test_predict_refuses_a_folder_without_images(trained, tmp_path, capsys):
+    _, model, _ = trained
+    (tmp_path / "notes.txt").write_text("no image here")
+    status, _, err = _run(capsys, "predict", model, tmp_path)
+    assert status == 1
+    assert f"The folder {tmp_path} holds no image files" in err
+
+
+@pytest.fixture
+def with_unreadable(data_dir, tmp_path):
+    broken = tmp_path / "broken.jpeg"
+    broken.write_bytes(b"\xff\xd8 not really a JPEG")
+    missing = tmp_path / "missing.png"
+    return [*_image_paths(data_dir)[:2], str(broken), str(missing)]
+
+
+def test_on_error_stop_names_every_unreadable_file(trained, with_unreadable, capsys):
+    _, model, _ = trained
+    status, out, err = _run(capsys, "predict", model, *with_unreadable)
+    assert status == 1 and out == ""
+    assert "2 of 4 images could not be read" in err
+    assert "broken.jpeg" in err and "missing.png: file not found" in err
+
+
+def test_on_error_skip_predicts_the_rest_with_its_own_status(
+    trained, with_unreadable, capsys
+):
+    _, model, _ = trained
+    status, out, err = _run(
+        capsys, "predict", model, *with_unreadable, "--on-error", "skip"
+    )
+    assert status == 3
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [row["path"] for row in rows] == with_unreadable[:2]
+    skipped = [line for line in err.splitlines() if "skipped" in line]
+    assert len(skipped) == 2
+    assert skipped[1].endswith("missing.png: file not found")
+
+
+def test_explain_skips_unreadable_files_and_takes_folders(
+    trained, data_dir, with_unreadable, tmp_path, capsys
+):
+    _, model, _ = trained
+    out_dir = tmp_path / "overlays"
+    status, out, err = _run(
+        capsys, "explain", model, *with_unreadable, data_dir / "val" / "NORMAL",
+        "--out", out_dir, "--on-error", "skip",
+    )  # fmt: skip
+    assert status == 3
+    normal = sorted((data_dir / "val" / "NORMAL").glob("*.jpeg"))
+    assert len(out.split()) == 2 + len(normal)
+    assert err.count("skipped") == 2
+
+
+# ----------------------------------------------------------------------- export
+
+
+@pytest.fixture(scope="module")
+def onnx_export(trained, tmp_path_factory):
+    pytest.importorskip("tf2onnx")
+    pytest.importorskip("onnxruntime")
+    _, model, _ = trained
+    output = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    status = main(["export", str(model), "-o", str(output)])
+    assert status == 0
+    return output
+
+
+def test_predict_from_the_onnx_export_matches_the_model(
+    trained, onnx_export, data_dir, capsys
+):
+    _, model, _ = trained
+    paths = _image_paths(data_dir)
+    _, from_model, _ = _run(capsys, "predict", model, *paths)
+    status, from_export, _ = _run(capsys, "predict", onnx_export, *paths)
+    assert status == 0
+    exported = list(csv.DictReader(io.StringIO(from_export)))
+    original = list(csv.DictReader(io.StringIO(from_model)))
+    assert [row["label"] for row in exported] == [row["label"] for row in original]
+    np.testing.assert_allclose(
+        [float(row["pneumonia_probability"]) for row in exported],
+        [float(row["pneumonia_probability"]) for row in original],
+        atol=1e-5,
+    )
+
+
+def test_predict_from_onnx_loads_no_tensorflow(onnx_export, data_dir):
+    script = (
+        "import sys; from pneumoclf.cli import main; "
+        f"status = main(['predict', {str(onnx_export)!r}, "
+        f"{_image_paths(data_dir)[0]!r}]); "
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules); "
+        "sys.exit(status)"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[-1] == "False False"
+
+
+def test_an_onnx_export_is_refused_where_it_cannot_serve(
+    onnx_export, data_dir, tmp_path, capsys, monkeypatch
+):
+    image = _image_paths(data_dir)[0]
+    status, _, err = _run(capsys, "explain", onnx_export, image, "--out", tmp_path)
+    assert status == 1 and "holds no gradients" in err
+    monkeypatch.setenv("PNEUMOCLF_MODEL_KEY", "secret")
+    status, _, err = _run(capsys, "predict", onnx_export, image)
+    assert status == 1 and "carries no signature" in err
+
+
 # ---------------------------------------------------------------------- explain
 
 
@@ -665,7 +788,8 @@ def hostile_places(tmp_path, cli_model, awkward_root):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["predict", "{model}", "{dir}"], "{dir}: is a directory"),
+        # A folder is searched, and the images in it that cannot be read named.
+        (["predict", "{model}", "{dir}"], "{text}: not an image"),
         (["predict", "{model}", "{dangling}"], "{dangling}: broken symbolic link"),
         (["predict", "{model}", "{bomb}"], "{bomb}: too many pixels"),
         (["predict", "{model}", "{text}"], "{text}: not an image"),

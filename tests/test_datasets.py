@@ -8,7 +8,7 @@ from PIL import Image
 from synthetic import blob_images, write_images
 
 from pneumoclf import ImageLoader
-from pneumoclf.datasets import load_chest_xray, load_sample, patient_id
+from pneumoclf.datasets import find_images, load_chest_xray, load_sample, patient_id
 from pneumoclf.preprocessing import ImageLoadError
 
 
@@ -369,3 +369,21 @@ def test_patient_id_of_a_dicom_file_without_pydicom_names_the_extra(
     with pytest.raises(ImportError, match=r"pneumoclf\[dicom\]"):
         patient_id(tmp_path / "x.dcm")
     assert patient_id("IM-0115-0001.jpeg") == "IM-0115"
+
+
+def test_find_images_lists_every_image_below_a_folder_sorted(tmp_path):
+    _write_image(tmp_path / "b" / "IM-0002-0001.jpeg")
+    _write_image(tmp_path / "a" / "deep" / "person1_virus_1.PNG", "PNG")
+    _write_image(tmp_path / "a" / "x.tif", "TIFF")
+    _write_image(tmp_path / ".cache" / "hidden.jpeg")
+    _write_image(tmp_path / "a" / ".hidden.jpeg")
+    (tmp_path / "a" / "notes.txt").write_text("not an image")
+    found = find_images(tmp_path)
+    assert found == [
+        str(tmp_path / "a" / "deep" / "person1_virus_1.PNG"),
+        str(tmp_path / "a" / "x.tif"),
+        str(tmp_path / "b" / "IM-0002-0001.jpeg"),
+    ]
+    assert find_images(str(tmp_path / "b")) == [found[-1]]
+    with pytest.raises(NotADirectoryError, match="Not a folder"):
+        find_images(tmp_path / "a" / "x.tif")

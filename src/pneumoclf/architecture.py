@@ -8,7 +8,13 @@ convolution with 32 filters, ReLU and 2x2 max pooling, then a dense layer of
 
 import keras
 
-__all__ = ["augmentation_layers", "build_cnn", "count_weights", "resolve_padding"]
+__all__ = [
+    "augmentation_layers",
+    "build_cnn",
+    "count_weights",
+    "inference_network",
+    "resolve_padding",
+]
 
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
@@ -285,6 +291,50 @@ def build_cnn(
         metrics=[keras.metrics.AUC(name="auc")],
     )
     return model
+
+
+# Layers that act only while training: at inference they pass images through.
+_TRAINING_ONLY_LAYERS = (
+    keras.layers.RandomRotation,
+    keras.layers.RandomZoom,
+    keras.layers.RandomTranslation,
+    keras.layers.RandomContrast,
+    keras.layers.Dropout,
+)
+
+
+def inference_network(model):
+    """The network as it predicts: the same layers and weights, without augmentation.
+
+    The augmentation and dropout layers pass images through unchanged at
+    inference, but their random operations stay in a traced graph, where
+    exporters such as ONNX's cannot follow them. The network returned shares
+    every other layer, and so every weight, with ``model``.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A network :func:`build_cnn` built (trained or not).
+
+    Returns
+    -------
+    keras.Model
+        Same input and output as ``model``; ``model(x, training=False)`` and it
+        agree exactly.
+
+    Examples
+    --------
+    >>> from pneumoclf.architecture import build_cnn, inference_network
+    >>> model = build_cnn((32, 32, 1), rotation=0.1, dropout=0.3)
+    >>> [layer.name for layer in inference_network(model).layers][:3]
+    ['image', 'conv_1', 'relu_1']
+    """
+    inputs = keras.Input(shape=model.input_shape[1:], name="image")
+    x = inputs
+    for layer in model.layers[1:]:
+        if not isinstance(layer, _TRAINING_ONLY_LAYERS):
+            x = layer(x)
+    return keras.Model(inputs, x, name=f"{model.name}_inference")
 
 
 def _conv_block(x, block, filters, kernel_size, padding, batch_norm, initializer):

@@ -9,6 +9,7 @@ file name, because several images often belong to one child and any honest
 evaluation must split by patient.
 """
 
+import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -22,7 +23,7 @@ from .preprocessing._dicom import (
     file_has_dicom_header,
 )
 
-__all__ = ["load_chest_xray", "load_sample", "patient_id"]
+__all__ = ["find_images", "load_chest_xray", "load_sample", "patient_id"]
 
 TARGET_NAMES = ("NORMAL", "PNEUMONIA")
 
@@ -210,6 +211,54 @@ def load_chest_xray(root, *, detect_dicom=False):
         groups=np.array([patient_id(path) for path in paths]),
         split=np.array(split),
     )
+
+
+def find_images(folder, *, detect_dicom=False):
+    """Every image file below ``folder``, at any depth, sorted by path.
+
+    Images are the files :func:`load_chest_xray` reads (``.jpeg``, ``.jpg``,
+    ``.png``, ``.bmp``, ``.tif``, ``.tiff``, ``.dcm``, ``.dicom``, any case, and
+    with ``detect_dicom=True`` files that start with a DICOM header); hidden files
+    and folders are skipped, symbolic links to folders are not followed.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The folder to search.
+    detect_dicom : bool, default=False
+        Also list files of other names that start with a DICOM header.
+
+    Returns
+    -------
+    list of str
+        The image paths, ``folder`` joined with each relative path.
+
+    Raises
+    ------
+    NotADirectoryError
+        If ``folder`` is not a folder.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from pneumoclf.datasets import find_images, load_sample
+    >>> sample_root = Path(load_sample().paths[0]).parents[1]
+    >>> len(find_images(sample_root))
+    200
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"Not a folder: {folder}")
+    found = []
+    for parent, subfolders, files in os.walk(folder):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        found += [
+            os.path.join(parent, name)
+            for name in files
+            if not name.startswith(".")
+            and _is_listed_image(Path(parent, name), detect_dicom)
+        ]
+    return sorted(found)
 
 
 def load_sample():

@@ -13,14 +13,17 @@ Subcommands:
     Pneumonia probability and label of each image file.
 ``pneumoclf explain MODEL FILE... --out DIR``
     Grad-CAM heat maps over each image file.
+``pneumoclf export MODEL -o model.onnx``
+    The model as an ONNX file, which ``predict`` runs without TensorFlow.
 ``pneumoclf tune DATA_DIR --n-trials N``
     Optuna search of the pipeline, shared by every process that names the same
     ``--storage`` and ``--study-name``.
 
 The package only parses (``_parser``), calls the library and prints
-(``_commands``). Failures exit with status 1 (2 for usage errors) and one message
-on stderr, and output files are written atomically: an interrupted command leaves
-no partial file.
+(``_commands``). Failures exit with status 1 (2 for usage errors; 3 when
+``--on-error skip`` left unreadable files out) and one message on stderr, and
+output files are written atomically: an interrupted command leaves no partial
+file.
 """
 
 import contextlib
@@ -61,7 +64,8 @@ def main(argv=None):
     Returns
     -------
     int
-        The exit status: 0 on success, 1 on failure, 2 on a usage error, 130
+        The exit status: 0 on success, 1 on failure, 2 on a usage error, 3 when
+        ``--on-error skip`` left unreadable files out, 130
         when interrupted.
     """
     parser = build_parser()
@@ -80,7 +84,8 @@ def _run(args):
     from .._utils import describe_os_error
 
     try:
-        _start_tensorflow_quietly()
+        if not _predicts_from_onnx(args):
+            _start_tensorflow_quietly()
         from . import _commands
 
         try:
@@ -95,6 +100,11 @@ def _run(args):
         return _fail(str(error))
     except Exception as error:
         return _fail(f"unexpected {type(error).__name__}: {error}")
+
+
+def _predicts_from_onnx(args):
+    """Whether the command predicts from an ONNX export, which needs no TensorFlow."""
+    return args.command == "predict" and args.model.suffix.lower() == ".onnx"
 
 
 def _start_tensorflow_quietly():

@@ -22,7 +22,7 @@ from ..recipes import (
     image_file_pipeline,
     make_pipeline,
 )
-from ._parser import MODEL_KEY_VARIABLE
+from ._parser import MODEL_KEY_VARIABLE, PROG, SKIPPED_FILES_STATUS
 
 #: Level of the confidence intervals ``pneumoclf evaluate`` reports.
 CONFIDENCE = 0.95
@@ -161,20 +161,25 @@ def run_evaluate(args):
 
 
 def run_predict(args):
-    from ..persistence import load_model
-
     if args.output is not None:
         _check_output_path(args.output, "-o/--output")
-    model = image_file_pipeline(load_model(args.model, key=_model_key()))
-    scores = model.predict_proba(args.files)[:, 1]
-    labels = model.classes_[is_pneumonia(scores, model[-1].threshold_).astype(int)]
+    predict_proba, classes, threshold = _predictor(args.model)
+    files, scores, skipped = _on_readable_files(
+        lambda paths: predict_proba(paths)[:, 1], _image_files(args.files), args
+    )
+    labels = classes[is_pneumonia(scores, threshold).astype(int)]
     rows = [
         {"path": path, "pneumonia_probability": float(score), "label": label}
-        for path, score, label in zip(args.files, scores, labels.tolist(), strict=True)
+        for path, score, label in zip(files, scores, labels.tolist(), strict=True)
     ]
-    text = _rows_as_json(rows) if args.json else _rows_as_csv(rows)
+    if args.json:
+        text = _rows_as_json(rows)
+    elif args.table:
+        text = _rows_as_table(rows)
+    else:
+        text = _rows_as_csv(rows)
     _write_text(text, args.output)
-    return 0
+    return SKIPPED_FILES_STATUS if skipped else 0
 
 
 def run_explain(args):
@@ -183,10 +188,111 @@ def run_explain(args):
 
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file; give a folder.")
+    if _is_onnx(args.model):
+        raise ValueError(
+            f"{args.model} is an ONNX export, which holds no gradients to explain; "
+            "give the model file written by 'train'."
+        )
     model = image_file_pipeline(load_model(args.model, key=_model_key()))
-    for path in save_overlays(model, args.files, args.out, layer=args.layer):
+    _, written, skipped = _on_readable_files(
+        lambda paths: save_overlays(model, paths, args.out, layer=args.layer),
+        _image_files(args.files),
+        args,
+    )
+    for path in written:
         print(path)
+    return SKIPPED_FILES_STATUS if skipped else 0
+
+
+def run_export(args):
+    from ..export import export_onnx
+    from ..persistence import load_model
+
+    _check_output_path(args.output, "-o/--output")
+    export_onnx(load_model(args.model, key=_model_key()), args.output)
+    print(f"ONNX model written to {args.output}")
     return 0
+
+
+def _is_onnx(path):
+    return path.suffix.lower() == ".onnx"
+
+
+def _predictor(model_path):
+    """``predict_proba``, classes and threshold of a model file or ONNX export."""
+    if _is_onnx(model_path):
+        from ..export import OnnxPneumoniaModel
+
+        if _model_key() is not None:
+            raise ValueError(
+                f"{model_path} is an ONNX export, which carries no signature, but "
+                f"{MODEL_KEY_VARIABLE} asks for signed model files; unset it to "
+                "predict from the export."
+            )
+        model = OnnxPneumoniaModel(model_path)
+        return model.predict_proba, model.classes_, model.threshold_
+    from ..persistence import load_model
+
+    pipeline = image_file_pipeline(load_model(model_path, key=_model_key()))
+    return pipeline.predict_proba, pipeline.classes_, pipeline[-1].threshold_
+
+
+def _image_files(arguments):
+    """The files named, each folder replaced by every image below it, sorted."""
+    from ..datasets import find_images
+
+    files = []
+    for argument in arguments:
+        if not os.path.isdir(argument):
+            files.append(argument)
+            continue
+        found = find_images(argument)
+        if not found:
+            raise ValueError(f"The folder {argument} holds no image files.")
+        files += found
+    return files
+
+
+def _on_readable_files(work, files, args):
+    """Run ``work(files)``; with ``--on-error skip``, on the readable ones only.
+
+    Returns
+    -------
+    files : list of str
+        The files worked on.
+    result
+        What ``work`` returned for them.
+    skipped : list of (str, str)
+        Each unreadable file left out, with its reason, also reported on stderr.
+    """
+    from ..preprocessing import ImageLoadError
+
+    try:
+        return files, work(files), []
+    except ImageLoadError as error:
+        if args.on_error == "stop" or len(error.failures) == len(files):
+            raise
+        skipped = [(os.fspath(path), reason) for path, reason in error.failures]
+    for path, reason in skipped:
+        print(f"{PROG}: skipped {path}: {reason}", file=sys.stderr)
+    unreadable = {path for path, _ in skipped}
+    kept = [path for path in files if os.fspath(path) not in unreadable]
+    return kept, work(kept), skipped
+
+
+def _rows_as_table(rows):
+    """Rows as aligned columns, probabilities to 4 decimals, for reading."""
+    header = ("path", "pneumonia_probability", "label")
+    cells = [
+        (row["path"], f"{row['pneumonia_probability']:.4f}", str(row["label"]))
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in [header, *cells]) for i in range(3)]
+    lines = [
+        f"{path:<{widths[0]}}  {probability:>{widths[1]}}  {label}"
+        for path, probability, label in [header, *cells]
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def run_tune(args):

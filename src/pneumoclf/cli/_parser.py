@@ -51,6 +51,7 @@ def build_parser():
         _add_evaluate_parser,
         _add_predict_parser,
         _add_explain_parser,
+        _add_export_parser,
         _add_tune_parser,
     ):
         add_parser(subparsers)
@@ -211,6 +212,25 @@ def _add_evaluate_parser(subparsers):
     evaluate.set_defaults(command="evaluate")
 
 
+#: Exit status of predict and explain when --on-error skip left files out.
+SKIPPED_FILES_STATUS = 3
+
+_FILES_HELP = "image files, or folders: every image below a folder, sorted"
+
+
+def _add_on_error(parser):
+    parser.add_argument(
+        "--on-error",
+        choices=("stop", "skip"),
+        default="stop",
+        help=(
+            "what an unreadable file does: stop (default) fails with the list of "
+            "every such file; skip reports each on stderr, handles the others and "
+            f"exits with status {SKIPPED_FILES_STATUS}"
+        ),
+    )
+
+
 def _add_predict_parser(subparsers):
     predict = subparsers.add_parser(
         "predict",
@@ -218,15 +238,26 @@ def _add_predict_parser(subparsers):
         description=(
             "Predict image files with a saved model: one row per file with its "
             "path, the probability of pneumonia and the label at the model's "
-            "threshold. CSV with a header by default."
+            "threshold. CSV with a header by default (full precision); --table "
+            "aligns columns with 4 decimals. MODEL may be an ONNX file written by "
+            "'export', which predicts without loading TensorFlow."
         ),
     )
     predict.add_argument(
-        "model", metavar="MODEL", type=Path, help="model file written by 'train'"
+        "model",
+        metavar="MODEL",
+        type=Path,
+        help="model file written by 'train', or an .onnx file written by 'export'",
     )
-    predict.add_argument("files", metavar="FILE", nargs="+", help="image files")
-    predict.add_argument(
+    predict.add_argument("files", metavar="FILE", nargs="+", help=_FILES_HELP)
+    output_format = predict.add_mutually_exclusive_group()
+    output_format.add_argument(
         "--json", action="store_true", help="write a JSON array of objects"
+    )
+    output_format.add_argument(
+        "--table",
+        action="store_true",
+        help="write an aligned table, probabilities to 4 decimals",
     )
     predict.add_argument(
         "-o",
@@ -235,6 +266,7 @@ def _add_predict_parser(subparsers):
         type=Path,
         help="file to write instead of standard output",
     )
+    _add_on_error(predict)
     predict.set_defaults(command="predict")
 
 
@@ -250,7 +282,7 @@ def _add_explain_parser(subparsers):
     explain.add_argument(
         "model", metavar="MODEL", type=Path, help="model file written by 'train'"
     )
-    explain.add_argument("files", metavar="FILE", nargs="+", help="image files")
+    explain.add_argument("files", metavar="FILE", nargs="+", help=_FILES_HELP)
     explain.add_argument(
         "--out",
         metavar="DIR",
@@ -263,7 +295,34 @@ def _add_explain_parser(subparsers):
         metavar="NAME",
         help="convolution layer to explain (default: the last one)",
     )
+    _add_on_error(explain)
     explain.set_defaults(command="explain")
+
+
+def _add_export_parser(subparsers):
+    export = subparsers.add_parser(
+        "export",
+        help="write a saved model as ONNX, to predict without TensorFlow",
+        description=(
+            "Write the network of a saved model as an ONNX file whose metadata "
+            "holds the image size, the resize rule, the calibration, the "
+            "threshold and the class names, so that 'pneumoclf predict OUT' or "
+            "pneumoclf.export.OnnxPneumoniaModel predict exactly as the model "
+            'does. Needs the onnx extra: pip install "pneumoclf[onnx]".'
+        ),
+    )
+    export.add_argument(
+        "model", metavar="MODEL", type=Path, help="model file written by 'train'"
+    )
+    export.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        type=Path,
+        required=True,
+        help="ONNX file to write, e.g. model.onnx",
+    )
+    export.set_defaults(command="export")
 
 
 def _add_tune_parser(subparsers):

@@ -1,0 +1,366 @@
+"""ONNX export of a fitted model, and prediction from it without TensorFlow.
+
+:func:`export_onnx` writes the fitted network as an ONNX file that also carries
+everything ``predict`` needs around it: the loader's image size, resize rule and
+normalisation, the calibration, the prevalence, the decision threshold and the
+class names, in the file's metadata. :class:`OnnxPneumoniaModel` reads such a
+file with ONNX Runtime and predicts exactly as the pipeline did, from image paths
+or arrays, with the same image decoding; it imports neither TensorFlow nor Keras.
+
+Needs the ``onnx`` extra: ``pip install "pneumoclf[onnx]"`` (tf2onnx and onnx to
+export, ONNX Runtime to predict).
+"""
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import warnings
+
+import numpy as np
+
+from ._calibration import calibrated, with_prevalence
+from ._utils import atomic_open, is_pneumonia
+from .preprocessing import ImageLoader
+
+__all__ = ["FORMAT", "OnnxPneumoniaModel", "export_onnx"]
+
+#: The value of the ``pneumoclf_format`` metadata entry this version writes.
+FORMAT = "pneumoclf-onnx-1"
+
+# Metadata entries every export carries, each a JSON text.
+_METADATA_KEYS = (
+    "pneumoclf_version",
+    "classes",
+    "threshold",
+    "calibration",
+    "training_prevalence",
+    "prevalence",
+    "image_size",
+    "resize",
+    "normalize",
+)
+
+_EXTRA = 'pip install "pneumoclf[onnx]"'
+
+
+def export_onnx(estimator, path):
+    """Write a fitted model as an ONNX file that predicts as it does.
+
+    Parameters
+    ----------
+    estimator : Pipeline or PneumoniaCNNClassifier
+        A fitted ``Pipeline([ImageLoader, PneumoniaCNNClassifier])``, as
+        :func:`~pneumoclf.load_model` returns, or a fitted classifier alone (its
+        images are then read as ``ImageLoader(image_size=<its input size>)``).
+    path : str or os.PathLike
+        Where to write the file (``.onnx``). Written atomically: a failure
+        leaves no partial file.
+
+    Returns
+    -------
+    path : str
+        The file written.
+
+    Raises
+    ------
+    ImportError
+        If tf2onnx or onnx is missing (``pip install "pneumoclf[onnx]"``).
+    ValueError
+        If ``estimator`` is not such a fitted model.
+
+    Notes
+    -----
+    The file's input is ``image``: float32 images of shape ``(n, height, width,
+    1)`` in [0, 1], as :class:`~pneumoclf.ImageLoader` gives them; its output the
+    network's sigmoid, before calibration. The metadata (``metadata_props``,
+    JSON values) holds ``pneumoclf_format``, ``pneumoclf_version``, ``classes``,
+    ``threshold`` (what ``predict`` applies), ``calibration`` (``[a, b]`` of
+    ``sigmoid(a * logit(p) + b)``, or null), ``training_prevalence`` and
+    ``prevalence`` (the move of the probabilities to a deployment prevalence, or
+    null), and the loader's ``image_size``, ``resize`` and ``normalize``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from pneumoclf import PneumoniaCNNClassifier
+    >>> from pneumoclf.export import OnnxPneumoniaModel, export_onnx
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.random((40, 16, 16)).astype("float32")
+    >>> y = np.array([0, 1] * 20)
+    >>> clf = PneumoniaCNNClassifier(
+    ...     n_conv_blocks=1, filters=4, dense_units=4, epochs=1, random_state=0
+    ... ).fit(X, y)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = export_onnx(clf, os.path.join(folder, "model.onnx"))
+    ...     onnx_model = OnnxPneumoniaModel(path)
+    >>> onnx_model.image_shape_
+    (16, 16, 1)
+    >>> bool(np.abs(onnx_model.predict_proba(X) - clf.predict_proba(X)).max() < 1e-5)
+    True
+    """
+    onnx = _import("onnx")
+    _import("tf2onnx")
+    loader, classifier = _loader_and_classifier(estimator)
+    from .architecture import inference_network
+
+    network = inference_network(classifier.model_)
+    network(np.zeros((1, *network.input_shape[1:]), dtype=np.float32))  # built
+    metadata = {
+        "pneumoclf_format": FORMAT,
+        **{key: json.dumps(value) for key, value in _metadata(loader, classifier)},
+    }
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    with tempfile.TemporaryDirectory(dir=folder) as workdir:
+        exported = os.path.join(workdir, "network.onnx")
+        with warnings.catch_warnings(), _handlers_kept("tensorflow", "tf2onnx"):
+            # Keras' bridge to tf2onnx probes a NumPy alias that NumPy 2 removed.
+            warnings.simplefilter("ignore", FutureWarning)
+            network.export(exported, format="onnx", verbose=False)
+        proto = onnx.load(exported)
+    onnx.helper.set_model_props(proto, metadata)
+    with atomic_open(path, "wb") as file:
+        file.write(proto.SerializeToString())
+    return os.fspath(path)
+
+
+@contextlib.contextmanager
+def _handlers_kept(*names):
+    """Undo the log handlers the converter attaches, to whatever stderr was then."""
+    loggers = [logging.getLogger(name) for name in names]
+    kept = [list(logger.handlers) for logger in loggers]
+    try:
+        yield
+    finally:
+        for logger, handlers in zip(loggers, kept, strict=True):
+            logger.handlers[:] = handlers
+
+
+def _metadata(loader, classifier):
+    calibration = classifier.calibration_
+    return [
+        ("pneumoclf_version", _package_version()),
+        ("classes", classifier.classes_.tolist()),
+        ("threshold", float(classifier.threshold_)),
+        ("calibration", None if calibration is None else list(calibration)),
+        ("training_prevalence", float(classifier.training_prevalence_)),
+        ("prevalence", classifier.prevalence),
+        ("image_size", list(loader.image_shape[:2])),
+        ("resize", loader.resize),
+        ("normalize", loader.normalize),
+    ]
+
+
+def _package_version():
+    from . import __version__
+
+    return __version__
+
+
+def _loader_and_classifier(estimator):
+    from sklearn.pipeline import Pipeline
+    from sklearn.utils.validation import check_is_fitted
+
+    from .classifier import PneumoniaCNNClassifier
+    from .recipes import image_file_pipeline
+
+    if isinstance(estimator, PneumoniaCNNClassifier):
+        check_is_fitted(estimator)
+        estimator = image_file_pipeline(estimator)
+    steps = estimator.steps if isinstance(estimator, Pipeline) else []
+    if len(steps) != 2 or not (
+        isinstance(steps[0][1], ImageLoader)
+        and isinstance(steps[1][1], PneumoniaCNNClassifier)
+    ):
+        raise ValueError(
+            "export_onnx takes a fitted Pipeline([ImageLoader, "
+            "PneumoniaCNNClassifier]) or a fitted PneumoniaCNNClassifier; got "
+            f"{type(estimator).__name__}."
+        )
+    loader, classifier = steps[0][1], steps[1][1]
+    check_is_fitted(classifier)
+    return loader, classifier
+
+
+def _import(name):
+    try:
+        return __import__(name)
+    except ImportError as error:
+        raise ImportError(
+            f"ONNX export and prediction need {name}: {_EXTRA}."
+        ) from error
+
+
+class OnnxPneumoniaModel:
+    """Predict from an ONNX file of :func:`export_onnx`, without TensorFlow.
+
+    Takes what the fitted pipeline took, image paths or loaded images, reads
+    image files with the same :class:`~pneumoclf.ImageLoader` settings, and
+    gives the same ``predict_proba`` and ``predict``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An ONNX file written by :func:`export_onnx`.
+    n_threads : int or None, default=None
+        Threads ONNX Runtime runs the network on; None lets it choose.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (2,)
+        The labels; ``classes_[1]`` is the pneumonia class.
+    threshold_ : float
+        The threshold ``predict`` applies.
+    image_shape_ : tuple of int
+        ``(height, width, 1)`` of the network's input.
+    loader_ : ImageLoader
+        Reads image paths as the exported pipeline did.
+    metadata_ : dict
+        The file's metadata, decoded.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a pneumoclf ONNX export, or its metadata is damaged.
+
+    Examples
+    --------
+    >>> from pneumoclf.export import OnnxPneumoniaModel  # doctest: +SKIP
+    >>> model = OnnxPneumoniaModel("model.onnx")  # doctest: +SKIP
+    >>> model.predict_proba(["chest.jpeg"])[:, 1]  # doctest: +SKIP
+    """
+
+    def __init__(self, path, *, n_threads=None):
+        ort = _import("onnxruntime")
+        options = ort.SessionOptions()
+        if n_threads is not None:
+            options.intra_op_num_threads = n_threads
+        try:
+            self._session = ort.InferenceSession(
+                os.fspath(path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:
+            raise ValueError(
+                f"{os.fspath(path)} is not a readable ONNX file ({error})."
+            ) from None
+        self.path = os.fspath(path)
+        self.metadata_ = _read_metadata(self._session, self.path)
+        self.classes_ = np.asarray(self.metadata_["classes"])
+        self.threshold_ = float(self.metadata_["threshold"])
+        height, width = self.metadata_["image_size"]
+        self.image_shape_ = (height, width, 1)
+        self.loader_ = ImageLoader(
+            image_size=(height, width),
+            resize=self.metadata_["resize"],
+            normalize=self.metadata_["normalize"],
+        )
+        self._input = self._session.get_inputs()[0].name
+
+    def predict_proba(self, X):
+        """Probabilities of the two classes.
+
+        Parameters
+        ----------
+        X : sequence of image paths, or array of shape (n, h, w) or (n, h, w, 1)
+            Image files, or images already loaded as the exported loader gives
+            them (float32 in [0, 1]).
+
+        Returns
+        -------
+        ndarray of shape (n, 2)
+            Column 1 is the probability of pneumonia.
+        """
+        images = self._images(X)
+        scores = self._session.run(None, {self._input: images})[0].reshape(-1)
+        if not np.all(np.isfinite(scores)):
+            raise ValueError(
+                f"The network's output is NaN or infinite for some images: "
+                f"{self.path} is damaged."
+            )
+        pneumonia = with_prevalence(
+            calibrated(scores, _calibration(self.metadata_)),
+            trained=self.metadata_["training_prevalence"],
+            deployed=self.metadata_["prevalence"],
+        )
+        return np.column_stack([1.0 - pneumonia, pneumonia])
+
+    def predict(self, X):
+        """Labels at the exported threshold.
+
+        Parameters
+        ----------
+        X : sequence of image paths, or array of shape (n, h, w) or (n, h, w, 1)
+
+        Returns
+        -------
+        ndarray of shape (n,)
+            ``classes_[1]`` where the pneumonia probability reaches
+            ``threshold_``, ``classes_[0]`` elsewhere.
+        """
+        pneumonia = self.predict_proba(X)[:, 1]
+        return self.classes_[is_pneumonia(pneumonia, self.threshold_).astype(int)]
+
+    def _images(self, X):
+        if isinstance(X, np.ndarray) and X.dtype.kind == "f":
+            images = X[..., np.newaxis] if X.ndim == 3 else X
+            if images.shape[1:] != self.image_shape_:
+                raise ValueError(
+                    f"X holds images of shape {images.shape[1:]}; the model takes "
+                    f"{self.image_shape_}."
+                )
+            return np.ascontiguousarray(images, dtype=np.float32)
+        return self.loader_.transform(X)
+
+
+def _calibration(metadata):
+    value = metadata["calibration"]
+    return None if value is None else tuple(float(part) for part in value)
+
+
+def _read_metadata(session, path):
+    stored = session.get_modelmeta().custom_metadata_map
+    if stored.get("pneumoclf_format") != FORMAT:
+        raise ValueError(
+            f"{path} is not a pneumoclf ONNX export (its metadata has no "
+            f"pneumoclf_format {FORMAT!r}); write one with "
+            "pneumoclf.export.export_onnx or pneumoclf export."
+        )
+    try:
+        metadata = {key: json.loads(stored[key]) for key in _METADATA_KEYS}
+    except (KeyError, ValueError) as error:
+        raise ValueError(
+            f"{path} has damaged pneumoclf metadata ({type(error).__name__}: {error})."
+        ) from None
+    _check_metadata(metadata, path)
+    return metadata
+
+
+def _check_metadata(metadata, path):
+    """Refuse metadata that would predict something other than what was exported."""
+    problems = []
+    classes = metadata["classes"]
+    if not (isinstance(classes, list) and len(classes) == 2):
+        problems.append(f"classes {classes!r} are not two labels")
+    threshold = metadata["threshold"]
+    if not (isinstance(threshold, float | int) and 0 <= threshold < 1):
+        problems.append(f"threshold {threshold!r} is not in [0, 1)")
+    size = metadata["image_size"]
+    if not (
+        isinstance(size, list)
+        and len(size) == 2
+        and all(isinstance(side, int) and side > 0 for side in size)
+    ):
+        problems.append(f"image_size {size!r} is not two positive integers")
+    if metadata["resize"] not in ("stretch", "pad"):
+        problems.append(f"resize {metadata['resize']!r} is unknown")
+    if metadata["normalize"] not in (None, "equalize"):
+        problems.append(f"normalize {metadata['normalize']!r} is unknown")
+    prevalence = metadata["training_prevalence"]
+    if not (isinstance(prevalence, float | int) and 0 < prevalence < 1):
+        problems.append(f"training_prevalence {prevalence!r} is not in (0, 1)")
+    if problems:
+        raise ValueError(
+            f"{path} has damaged pneumoclf metadata: {'; '.join(problems)}."
+        )

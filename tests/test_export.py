@@ -1,0 +1,185 @@
+"""ONNX export, and prediction from it without TensorFlow."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from awkward import SIDE, SMALL_CNN
+from sklearn.pipeline import Pipeline
+from synthetic import blob_images, write_images
+
+from pneumoclf import ImageLoader, PneumoniaCNNClassifier
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("tf2onnx")
+
+from pneumoclf.export import FORMAT, OnnxPneumoniaModel, export_onnx  # noqa: E402
+
+# ONNX Runtime and TensorFlow round the network's float32 arithmetic differently.
+PROBABILITY_TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def exported(awkward_pipeline, tmp_path_factory):
+    path = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    export_onnx(awkward_pipeline, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def calibrated_pipeline(tmp_path_factory):
+    """Padding, equalisation, calibration, a prevalence and a chosen threshold."""
+    X, y = blob_images(80, 24, seed=2)
+    paths = write_images(tmp_path_factory.mktemp("wide"), X, y)
+    pipe = Pipeline(
+        [
+            (
+                "load",
+                ImageLoader(image_size=(20, 16), resize="pad", normalize="equalize"),
+            ),
+            (
+                "cnn",
+                PneumoniaCNNClassifier(
+                    **{**SMALL_CNN, "early_stopping": True},
+                    threshold="auto",
+                    calibration="platt",
+                    prevalence=0.3,
+                    dropout=0.3,
+                    validation_fraction=0.25,
+                ),
+            ),
+        ]
+    )
+    return pipe.fit(paths[:60], y[:60]), paths[60:]
+
+
+def _far_from_threshold(probabilities, threshold):
+    return np.abs(probabilities - threshold) > PROBABILITY_TOLERANCE
+
+
+def test_the_export_predicts_as_the_pipeline(exported, held_out_files):
+    paths, expected = held_out_files
+    model = OnnxPneumoniaModel(exported)
+    probabilities = model.predict_proba(paths)
+    np.testing.assert_allclose(probabilities, expected, atol=PROBABILITY_TOLERANCE)
+    assert _far_from_threshold(expected[:, 1], model.threshold_).all()
+    labels = model.classes_[(expected[:, 1] >= model.threshold_).astype(int)]
+    np.testing.assert_array_equal(model.predict(paths), labels)
+
+
+def test_loader_calibration_prevalence_and_threshold_travel_with_the_file(
+    calibrated_pipeline, tmp_path
+):
+    pipe, held_out = calibrated_pipeline
+    path = export_onnx(pipe, tmp_path / "model.onnx")
+    model = OnnxPneumoniaModel(path)
+    cnn = pipe[-1]
+    assert model.threshold_ == cnn.threshold_
+    assert model.image_shape_ == (20, 16, 1)
+    assert model.metadata_["calibration"] == list(cnn.calibration_)
+    assert model.metadata_["prevalence"] == 0.3
+    assert model.metadata_["resize"] == "pad"
+    assert model.metadata_["normalize"] == "equalize"
+    expected = pipe.predict_proba(held_out)
+    np.testing.assert_allclose(
+        model.predict_proba(held_out), expected, atol=PROBABILITY_TOLERANCE
+    )
+    far = _far_from_threshold(expected[:, 1], cnn.threshold_)
+    np.testing.assert_array_equal(
+        model.predict(held_out)[far], pipe.predict(held_out)[far]
+    )
+
+
+def test_loaded_images_predict_as_their_paths(exported, held_out_files):
+    paths, _ = held_out_files
+    model = OnnxPneumoniaModel(exported)
+    images = model.loader_.transform(paths)
+    np.testing.assert_array_equal(
+        model.predict_proba(images), model.predict_proba(paths)
+    )
+    np.testing.assert_array_equal(
+        model.predict_proba(images[..., 0]), model.predict_proba(paths)
+    )
+    with pytest.raises(ValueError, match=r"shape \(8, 8, 1\)"):
+        model.predict_proba(np.zeros((1, 8, 8, 1), np.float32))
+
+
+def test_the_metadata_says_how_to_predict(exported, awkward_pipeline):
+    stored = {prop.key: prop.value for prop in onnx.load(exported).metadata_props}
+    assert stored["pneumoclf_format"] == FORMAT
+    assert json.loads(stored["classes"]) == awkward_pipeline.classes_.tolist()
+    assert json.loads(stored["image_size"]) == [SIDE, SIDE]
+    assert json.loads(stored["threshold"]) == awkward_pipeline[-1].threshold_
+    assert json.loads(stored["calibration"]) is None
+
+
+def _rewritten(exported, tmp_path, **changes):
+    proto = onnx.load(exported)
+    props = {prop.key: prop.value for prop in proto.metadata_props}
+    props.update(changes)
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(
+        proto, {key: value for key, value in props.items() if value is not None}
+    )
+    path = tmp_path / "changed.onnx"
+    onnx.save(proto, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"pneumoclf_format": None}, "not a pneumoclf ONNX export"),
+        ({"threshold": "1.5"}, r"threshold 1.5 is not in \[0, 1\)"),
+        ({"classes": '["NORMAL"]'}, "are not two labels"),
+        ({"image_size": "[0, 16]"}, "image_size"),
+        ({"resize": '"crop"'}, "resize 'crop' is unknown"),
+        ({"calibration": "not json"}, "damaged pneumoclf metadata"),
+    ],
+)
+def test_a_file_that_is_not_a_sound_export_is_refused(
+    exported, tmp_path, changes, message
+):
+    with pytest.raises(ValueError, match=message):
+        OnnxPneumoniaModel(_rewritten(exported, tmp_path, **changes))
+
+
+def test_a_file_that_is_not_onnx_is_refused(tmp_path):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"not an onnx file")
+    with pytest.raises(ValueError, match="not a readable ONNX file"):
+        OnnxPneumoniaModel(path)
+
+
+def test_only_a_fitted_loader_and_classifier_export(awkward_classifier, tmp_path):
+    with pytest.raises(ValueError, match="export_onnx takes"):
+        export_onnx(Pipeline([("load", ImageLoader())]), tmp_path / "x.onnx")
+    # A classifier alone gets the loader of its input size.
+    path = export_onnx(awkward_classifier, tmp_path / "alone.onnx")
+    assert OnnxPneumoniaModel(path).image_shape_ == (SIDE, SIDE, 1)
+
+
+def test_prediction_from_the_export_never_imports_tensorflow(exported, held_out_files):
+    paths, expected = held_out_files
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        from pneumoclf.export import OnnxPneumoniaModel
+        paths = {[str(path) for path in paths]!r}
+        scores = OnnxPneumoniaModel({str(exported)!r}).predict_proba(paths)
+        heavy = sorted(m for m in ("tensorflow", "keras") if m in sys.modules)
+        print(json.dumps({{"heavy": heavy, "scores": scores[:, 1].tolist()}}))
+        """
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    result = json.loads(run.stdout.splitlines()[-1])
+    assert result["heavy"] == []
+    np.testing.assert_allclose(
+        result["scores"], expected[:, 1], atol=PROBABILITY_TOLERANCE
+    )
