@@ -342,6 +342,14 @@ def test_warm_start_refuses_a_network_its_parameters_no_longer_describe(
 
 
 @pytest.mark.usefixtures("eager")
+def test_warm_start_refuses_labels_the_network_was_not_trained_on(data):
+    X, y = data
+    clf = PneumoniaCNNClassifier(epochs=1, warm_start=True, **STEADY).fit(X, y)
+    with pytest.raises(ValueError, match=r"labels \['NORMAL', 'PNEUMONIA'\]"):
+        clf.fit(X, np.where(y == 1, "PNEUMONIA", "NORMAL"))
+
+
+@pytest.mark.usefixtures("eager")
 def test_warm_start_refuses_images_of_another_size(data):
     X, y = data
     clf = PneumoniaCNNClassifier(epochs=1, warm_start=True, **STEADY).fit(X, y)

@@ -56,3 +56,22 @@ def test_api_reference_lists_every_public_module():
     )
     missing = set(PUBLIC_MODULES) - listed - {"pneumoclf.cli"}
     assert not missing, f"docs/api.rst does not list {sorted(missing)}"
+
+
+def test_api_reference_indexes_every_public_class_and_function():
+    import inspect
+
+    indexed = set(
+        re.findall(r"^\s+(pneumoclf\.\w+\.\w+)\s*$", API_PAGE.read_text(), re.M)
+    )
+    missing = []
+    for module_name in PUBLIC_MODULES:
+        if module_name in {"pneumoclf", "pneumoclf.cli"}:
+            continue
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            value = getattr(module, name)
+            is_object = inspect.isclass(value) or inspect.isfunction(value)
+            if is_object and f"{module_name}.{name}" not in indexed:
+                missing.append(f"{module_name}.{name}")
+    assert not missing, f"docs/api.rst does not index {missing}"

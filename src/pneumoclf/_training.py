@@ -353,6 +353,7 @@ def continue_training(
     TrainedNetwork
         The history and epochs of this call alone.
     """
+    _check_labels_among(y, classes)
     weights = _class_and_sample_weights(classifier.class_weight, y, sample_weight)
     kept = weights != 0
     if not kept.any():
@@ -451,13 +452,17 @@ def partial_fit_classes(y, classes, fitted_classes):
             f"{labels.tolist()}."
         )
     check_label_order(labels, "classes")
-    unknown = np.setdiff1d(np.unique(y), labels)
+    _check_labels_among(y, labels)
+    return labels
+
+
+def _check_labels_among(y, classes):
+    unknown = np.setdiff1d(np.unique(y), classes)
     if unknown.size:
         raise ValueError(
             f"y holds labels {unknown.tolist()[:10]} that are not among the classes "
-            f"{labels.tolist()}."
+            f"{classes.tolist()} of the network it would train."
         )
-    return labels
 
 
 def check_same_architecture(classifier, model, image_shape):
