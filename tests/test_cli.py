@@ -378,7 +378,9 @@ def test_explain_writes_one_overlay_per_file(trained, data_dir, tmp_path, capsys
     status, out, _ = _run(capsys, "explain", model, *paths, "--out", out_dir)
     assert status == 0
     written = out.split()
-    assert written == [str(out_dir / f"{Path(p).stem}_gradcam.png") for p in paths]
+    assert written == [
+        str(out_dir / f"{Path(p).stem}_integrated_gradients.png") for p in paths
+    ]
     for path in written:
         assert Path(path).read_bytes().startswith(PNG_SIGNATURE)
         assert Image.open(path).size == Image.open(paths[0]).size
@@ -388,10 +390,34 @@ def test_explain_refuses_an_unknown_layer(trained, data_dir, tmp_path, capsys):
     _, model, _ = trained
     paths = _image_paths(data_dir)[:1]
     status, _, err = _run(
-        capsys, "explain", model, *paths, "--out", tmp_path, "--layer", "nope"
-    )
+        capsys, "explain", model, *paths, "--out", tmp_path, "--method", "gradcam",
+        "--layer", "nope",
+    )  # fmt: skip
     assert status == 1
     assert "nope" in err and "conv_1" in err
+    status, _, err = _run(
+        capsys, "explain", model, *paths, "--out", tmp_path, "--layer", "conv_1"
+    )
+    assert status == 2 and "add --method gradcam" in err
+
+
+def test_explain_offers_the_methods_of_the_library():
+    from pneumoclf.cli._parser import EXPLAIN_METHODS
+    from pneumoclf.explain import METHODS
+
+    assert EXPLAIN_METHODS == METHODS
+
+
+def test_explain_writes_the_overlays_of_the_method_asked(
+    trained, data_dir, tmp_path, capsys
+):
+    _, model, _ = trained
+    paths = _image_paths(data_dir)[:2]
+    status, out, _ = _run(
+        capsys, "explain", model, *paths, "--out", tmp_path, "--method", "gradcam"
+    )
+    assert status == 0
+    assert out.split() == [str(tmp_path / f"{Path(p).stem}_gradcam.png") for p in paths]
 
 
 # ------------------------------------------------------------------------- tune

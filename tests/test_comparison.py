@@ -111,7 +111,8 @@ def test_row_model_file_without_unpickling(awkward_pipeline, tmp_path, monkeypat
 def test_row_saliency_maps():
     from pneumoclf import explain
 
-    assert callable(explain.gradcam) and callable(explain.save_overlays)
+    assert explain.METHODS == ("integrated_gradients", "gradcam", "occlusion")
+    assert callable(explain.heatmaps) and callable(explain.save_overlays)
     import scikeras
 
     for module in (scikeras, keras.wrappers):

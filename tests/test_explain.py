@@ -1,4 +1,4 @@
-"""Grad-CAM maps must point at the evidence, not only have the right shape.
+"""Heat maps must point at the evidence, not only have the right shape.
 
 The classifier here learns synthetic images whose positive class is a bright
 square at a random place on noise, so the evidence of each positive is known
@@ -289,9 +289,9 @@ def test_save_overlays_writes_one_png_per_file(pipeline, held_out, tmp_path):
     written = save_overlays(pipeline, paths, out_dir, alpha=1.0)
 
     assert [path.name for path in written] == [
-        "xray_gradcam.png",
-        "xray-2_gradcam.png",
-        "other_gradcam.png",
+        "xray_integrated_gradients.png",
+        "xray-2_integrated_gradients.png",
+        "other_integrated_gradients.png",
     ]
     assert sorted(out_dir.iterdir()) == sorted(written)  # no temporary file left
     for path, i in zip(written, positives, strict=True):
@@ -325,7 +325,7 @@ def test_save_overlays_cuts_the_padding_off_the_map(classifier, tmp_path, monkey
     path = _save_gray(tmp_path / "wide.png", np.full((32, 96), 0.5))
     padded = np.zeros((1, SIZE, SIZE), dtype=np.float32)
     padded[:, 10:21, :] = 1.0
-    monkeypatch.setattr(explain, "gradcam", lambda *args, **kwargs: padded)
+    monkeypatch.setattr(explain, "heatmaps", lambda *args, **kwargs: padded)
     pipeline = Pipeline(
         [("load", ImageLoader(image_size=SIZE, resize="pad")), ("cnn", classifier)]
     )
@@ -372,3 +372,120 @@ def test_invalid_alpha_is_refused_before_anything_is_written(
             awkward_pipeline, held_out_files[0][:1], tmp_path / "out", alpha=alpha
         )
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------ every method
+
+
+@pytest.fixture(scope="module")
+def maps_by_method(classifier, held_out):
+    X, y, _ = held_out
+    positives = X[y == 1][:20]
+    return {
+        method: explain.heatmaps(classifier, positives, method=method)
+        for method in explain.METHODS
+    }
+
+
+@pytest.mark.parametrize("method", explain.METHODS)
+def test_every_method_points_at_the_square(maps_by_method, held_out, method):
+    _, y, corners = held_out
+    # Grad-CAM's cells are two pixels wide; the other methods map pixels.
+    margin = PEAK_TOLERANCE if method == "gradcam" else 0
+    masks = [_square_mask(c, margin=margin) for c in corners[y == 1][:20]]
+    maps = maps_by_method[method]
+    assert maps.shape == (20, SIZE, SIZE) and maps.dtype == np.float32
+    assert maps.min() >= 0 and maps.max() <= 1
+    hits = [_peak_inside(m, mask) for m, mask in zip(maps, masks, strict=True)]
+    assert np.mean(hits) >= 0.9, method
+
+
+def test_the_default_method_is_integrated_gradients(classifier, held_out):
+    X, _, _ = held_out
+    np.testing.assert_array_equal(
+        explain.heatmaps(classifier, X[:3]),
+        explain.heatmaps(classifier, X[:3], method="integrated_gradients"),
+    )
+
+
+def _mean_rank_correlation(maps, other_maps):
+    """Spearman correlation of paired maps; a constant map correlates with none."""
+    from scipy.stats import spearmanr
+
+    values = []
+    for first, second in zip(maps, other_maps, strict=True):
+        if np.ptp(first) == 0 or np.ptp(second) == 0:
+            values.append(0.0)
+        else:
+            values.append(spearmanr(first.ravel(), second.ravel()).statistic)
+    return float(np.mean(values))
+
+
+@pytest.mark.parametrize("method", explain.METHODS)
+def test_maps_change_when_the_weights_are_randomised(
+    classifier, held_out, maps_by_method, method
+):
+    # Adebayo et al. (2018), model randomisation: a map that survives new
+    # weights shows the image, not what the network learned.
+    import copy
+
+    from pneumoclf import _training
+
+    X, y, _ = held_out
+    untrained = copy.deepcopy(classifier)
+    untrained.model_ = _training.build_network(classifier, classifier.image_shape_, 7)
+    randomised = explain.heatmaps(untrained, X[y == 1][:20], method=method)
+    assert _mean_rank_correlation(maps_by_method[method], randomised) < 0.5
+
+
+@pytest.fixture(scope="module")
+def shuffled_label_classifier(classifier):
+    X, y, _ = _square_images(300, seed=0)
+    shuffled = np.random.default_rng(3).permutation(y)
+    from sklearn.base import clone
+
+    return clone(classifier).fit(X, shuffled)
+
+
+@pytest.mark.parametrize("method", explain.METHODS)
+def test_maps_change_when_the_labels_were_shuffled(
+    shuffled_label_classifier, held_out, maps_by_method, method
+):
+    # Adebayo et al. (2018), data randomisation: a network that learned no
+    # relation between images and labels must not give the same maps.
+    X, y, _ = held_out
+    shuffled = explain.heatmaps(
+        shuffled_label_classifier, X[y == 1][:20], method=method
+    )
+    assert _mean_rank_correlation(maps_by_method[method], shuffled) < 0.5
+
+
+def test_a_method_that_ignores_the_network_fails_the_sanity_checks(held_out):
+    # The checks above can fail: the image itself, as a "map", correlates fully.
+    X, y, _ = held_out
+    images = X[y == 1][:5]
+    assert _mean_rank_correlation(images, images.copy()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"method": "lime"}, "method must be one of"),
+        ({"method": "occlusion", "layer": "conv_1"}, "layer is a Grad-CAM setting"),
+    ],
+)
+def test_heatmaps_refuse_what_they_cannot_do(classifier, held_out, kwargs, message):
+    X, _, _ = held_out
+    with pytest.raises(ValueError, match=message):
+        explain.heatmaps(classifier, X[:2], **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("size", "window", "stride"), [(32, 4, 2), (17, 4, 2), (5, 8, 4)]
+)
+def test_occlusion_windows_cover_every_pixel(size, window, stride):
+    starts = explain._window_starts(size, window, stride)
+    covered = np.zeros(size, dtype=bool)
+    for start in starts:
+        covered[start : start + window] = True
+    assert covered.all() and starts == sorted(set(starts))

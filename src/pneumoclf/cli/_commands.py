@@ -188,6 +188,8 @@ def run_explain(args):
 
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file; give a folder.")
+    if args.layer is not None and args.method != "gradcam":
+        raise UsageError("--layer chooses a Grad-CAM layer; add --method gradcam.")
     if _is_onnx(args.model):
         raise ValueError(
             f"{args.model} is an ONNX export, which holds no gradients to explain; "
@@ -195,7 +197,9 @@ def run_explain(args):
         )
     model = image_file_pipeline(load_model(args.model, key=_model_key()))
     _, written, skipped = _on_readable_files(
-        lambda paths: save_overlays(model, paths, args.out, layer=args.layer),
+        lambda paths: save_overlays(
+            model, paths, args.out, method=args.method, layer=args.layer
+        ),
         _image_files(args.files),
         args,
     )

@@ -270,13 +270,19 @@ def _add_predict_parser(subparsers):
     predict.set_defaults(command="predict")
 
 
+#: Heat-map methods ``pneumoclf explain --method`` offers, the default first (the
+#: names of :data:`pneumoclf.explain.METHODS`, which this module cannot import
+#: without loading TensorFlow).
+EXPLAIN_METHODS = ("integrated_gradients", "gradcam", "occlusion")
+
+
 def _add_explain_parser(subparsers):
     explain = subparsers.add_parser(
         "explain",
-        help="Grad-CAM heat maps of where the model sees pneumonia",
+        help="heat maps of where the model sees pneumonia",
         description=(
-            "Write one PNG per image file, <name>_gradcam.png in DIR: the image "
-            "with a Grad-CAM heat map of the evidence for pneumonia laid over it."
+            "Write one PNG per image file, <name>_<method>.png in DIR: the image "
+            "with a heat map of the evidence for pneumonia laid over it."
         ),
     )
     explain.add_argument(
@@ -291,9 +297,15 @@ def _add_explain_parser(subparsers):
         help="folder for the overlays (created if missing)",
     )
     explain.add_argument(
+        "--method",
+        choices=EXPLAIN_METHODS,
+        default=EXPLAIN_METHODS[0],
+        help="how the maps are computed (default: %(default)s)",
+    )
+    explain.add_argument(
         "--layer",
         metavar="NAME",
-        help="convolution layer to explain (default: the last one)",
+        help="with --method gradcam, the convolution layer (default: the last one)",
     )
     _add_on_error(explain)
     explain.set_defaults(command="explain")
