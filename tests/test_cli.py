@@ -383,7 +383,9 @@ def test_explain_writes_one_overlay_per_file(trained, data_dir, tmp_path, capsys
     ]
     for path in written:
         assert Path(path).read_bytes().startswith(PNG_SIGNATURE)
-        assert Image.open(path).size == Image.open(paths[0]).size
+        # The picture at full size, with a colour bar beside it and a title.
+        width, height = Image.open(paths[0]).size
+        assert Image.open(path).width > width and Image.open(path).height > height
 
 
 def test_explain_refuses_an_unknown_layer(trained, data_dir, tmp_path, capsys):

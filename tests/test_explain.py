@@ -16,7 +16,12 @@ from sklearn.model_selection import FixedThresholdClassifier
 from sklearn.pipeline import Pipeline
 
 from pneumoclf import ImageLoader, PneumoniaCNNClassifier, explain
-from pneumoclf.explain import gradcam, overlay_heatmap, save_overlays
+from pneumoclf.explain import (
+    gradcam,
+    labelled_overlay,
+    overlay_heatmap,
+    save_overlays,
+)
 
 SIZE = 32
 SIDE = 8
@@ -286,7 +291,7 @@ def test_save_overlays_writes_one_png_per_file(pipeline, held_out, tmp_path):
     ]
     out_dir = tmp_path / "out" / "gradcam"
 
-    written = save_overlays(pipeline, paths, out_dir, alpha=1.0)
+    written = save_overlays(pipeline, paths, out_dir, alpha=1.0, labelled=False)
 
     assert [path.name for path in written] == [
         "xray_integrated_gradients.png",
@@ -326,11 +331,14 @@ def test_save_overlays_cuts_the_padding_off_the_map(classifier, tmp_path, monkey
     padded = np.zeros((1, SIZE, SIZE), dtype=np.float32)
     padded[:, 10:21, :] = 1.0
     monkeypatch.setattr(explain, "heatmaps", lambda *args, **kwargs: padded)
+    monkeypatch.setattr(explain, "_overlay_titles", lambda *args, **kwargs: [""])
     pipeline = Pipeline(
         [("load", ImageLoader(image_size=SIZE, resize="pad")), ("cnn", classifier)]
     )
 
-    (written,) = save_overlays(pipeline, [path], tmp_path / "out", alpha=1.0)
+    (written,) = save_overlays(
+        pipeline, [path], tmp_path / "out", alpha=1.0, labelled=False
+    )
 
     with Image.open(written) as picture:
         assert picture.size == (96, 32)
@@ -489,3 +497,61 @@ def test_occlusion_windows_cover_every_pixel(size, window, stride):
     for start in starts:
         covered[start : start + window] = True
     assert covered.all() and starts == sorted(set(starts))
+
+
+# ------------------------------------------------------------- labelled overlays
+
+
+def test_a_labelled_overlay_keeps_the_picture_pixel_for_pixel():
+    image = np.linspace(0, 1, 300 * 200).reshape(300, 200)
+    heat = np.random.default_rng(0).random((8, 8))
+    labelled = np.asarray(labelled_overlay(image, heat, "PNEUMONIA\nline two"))
+    plain = np.asarray(overlay_heatmap(image, heat))
+    height, width = labelled.shape[:2]
+    assert width > 200 and height > 300
+    np.testing.assert_array_equal(labelled[height - 300 :, :200], plain)
+    bar = labelled[height - 300 :, 200:]
+    assert len(np.unique(bar.reshape(-1, 3), axis=0)) > 50  # the colour scale
+
+
+def test_saved_overlays_are_titled_with_label_probability_and_threshold(
+    pipeline, classifier, held_out, tmp_path
+):
+    X, _, _ = held_out
+    paths = [_save_gray(tmp_path / f"xray_{i}.png", X[i]) for i in range(4)]
+    titles = explain._overlay_titles(pipeline, paths, "gradcam")
+    probabilities = pipeline.predict_proba(paths)[:, 1]
+    labels = pipeline.predict(paths)
+    threshold = classifier.threshold_
+    for title, probability, label in zip(titles, probabilities, labels, strict=True):
+        assert title == (
+            f"{label}: p = {probability:.3f}\nthreshold {threshold:.3f}, gradcam"
+        )
+    (written,) = save_overlays(pipeline, paths[:1], tmp_path / "out")
+    with Image.open(written) as picture:
+        assert picture.width > SIZE and picture.height > SIZE
+
+
+def test_a_threshold_wrapper_titles_with_its_own_threshold(
+    pipeline, held_out, tmp_path
+):
+    X, _, _ = held_out
+    paths = [_save_gray(tmp_path / f"xray_{i}.png", X[i]) for i in range(3)]
+    wrapped = FixedThresholdClassifier(pipeline, threshold=0.01).fit(paths, [0, 1, 0])
+    titles = explain._overlay_titles(wrapped, paths, "gradcam")
+    assert all("threshold 0.010" in title for title in titles)
+    assert [title.split(":")[0] for title in titles] == [
+        str(label) for label in wrapped.predict(paths)
+    ]
+
+
+def test_plot_heatmaps_draws_one_titled_panel_per_file(pipeline, held_out, tmp_path):
+    X, _, _ = held_out
+    paths = [_save_gray(tmp_path / f"xray_{i}.png", X[i]) for i in range(5)]
+    figure = explain.plot_heatmaps(pipeline, paths, method="gradcam", n_columns=3)
+    titled = [ax for ax in figure.axes if ax.get_title()]
+    assert len(titled) == 5
+    assert [ax.get_title().split(":")[0] for ax in titled] == [
+        str(label) for label in pipeline.predict(paths)
+    ]
+    assert len(figure.axes) == 3 * 2 + 1  # six panels, one colour bar

@@ -53,7 +53,15 @@ from .classifier import PneumoniaCNNClassifier
 from .preprocessing import ImageLoader
 from .preprocessing._decode import UnreadableImage, fitted_size, read_grayscale
 
-__all__ = ["METHODS", "gradcam", "heatmaps", "overlay_heatmap", "save_overlays"]
+__all__ = [
+    "METHODS",
+    "gradcam",
+    "heatmaps",
+    "labelled_overlay",
+    "overlay_heatmap",
+    "plot_heatmaps",
+    "save_overlays",
+]
 
 # Layers that keep the spatial grid of their input unchanged at inference.
 _GRID_PRESERVING_LAYERS = (
@@ -386,11 +394,15 @@ def save_overlays(
     method="integrated_gradients",
     layer=None,
     alpha=0.4,
+    labelled=True,
 ):
     """Write a heat-map overlay of each image file as a PNG file.
 
     Each picture is the original file at full resolution with its heat map
-    from :func:`heatmaps` drawn over it by :func:`overlay_heatmap`.
+    from :func:`heatmaps` drawn over it by :func:`overlay_heatmap`; with
+    ``labelled``, a colour bar beside it and a title above it give the label,
+    the probability of pneumonia, the threshold and the method
+    (:func:`labelled_overlay`).
 
     Parameters
     ----------
@@ -409,6 +421,9 @@ def save_overlays(
         With ``method="gradcam"``, the convolutional layer to explain.
     alpha : float in [0, 1], default=0.4
         Weight of the heat map in the overlay.
+    labelled : bool, default=True
+        Whether to add the colour bar and the title; False writes the overlay
+        alone, of the size of the file.
 
     Returns
     -------
@@ -439,19 +454,182 @@ def save_overlays(
     _check_alpha(alpha)
     estimator = _taking_paths(estimator)
     maps = heatmaps(estimator, paths, method=method, layer=layer)
+    titles = _overlay_titles(estimator, paths, method) if labelled else None
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     pads_images = _pads_images(estimator)
     written = []
     names = _overlay_names(paths, method)
-    for path, name, heatmap in zip(paths, names, maps, strict=True):
+    for index, (path, name, heatmap) in enumerate(zip(paths, names, maps, strict=True)):
         image = _read_grayscale(path)
         if pads_images:
             heatmap = _without_padding(heatmap, image.shape)
-        overlay = overlay_heatmap(image, heatmap, alpha=alpha)
-        written.append(_save_png_atomically(overlay, out_dir / name))
+        if labelled:
+            picture = labelled_overlay(image, heatmap, titles[index], alpha=alpha)
+        else:
+            picture = overlay_heatmap(image, heatmap, alpha=alpha)
+        written.append(_save_png_atomically(picture, out_dir / name))
     return written
+
+
+def labelled_overlay(image, heatmap, title, *, alpha=0.4, colormap="jet"):
+    """An overlay with a colour bar and a title, the image at its full resolution.
+
+    Parameters
+    ----------
+    image, heatmap, alpha, colormap
+        As for :func:`overlay_heatmap`.
+    title : str
+        The text above the picture, for example the label and the probability;
+        one line or several.
+
+    Returns
+    -------
+    PIL.Image.Image
+        An RGB picture: the overlay pixel for pixel, a colour bar of the heat
+        scale on its right and the title above it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pneumoclf.explain import labelled_overlay
+    >>> picture = labelled_overlay(np.full((120, 100), 0.5), np.eye(8), "PNEUMONIA")
+    >>> picture.width > 100 and picture.height > 120
+    True
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+
+    overlay = overlay_heatmap(image, heatmap, alpha=alpha, colormap=colormap)
+    width, height = overlay.size
+    font = max(7.0, min(14.0, width / 60))
+    n_lines = title.count("\n") + 1
+    title_height = round((1.6 * n_lines + 1) * font)
+    bar_width = round(8 * font)
+    figure_width, figure_height = width + bar_width, height + title_height
+    figure = Figure(figsize=(figure_width / _DPI, figure_height / _DPI), dpi=_DPI)
+    picture = figure.add_axes((0, 0, width / figure_width, height / figure_height))
+    picture.imshow(overlay, interpolation="nearest")
+    picture.set_axis_off()
+    bar = figure.add_axes(
+        (
+            (width + 0.15 * bar_width) / figure_width,
+            0.1 * height / figure_height,
+            0.2 * bar_width / figure_width,
+            0.8 * height / figure_height,
+        )
+    )
+    colorbar = figure.colorbar(
+        ScalarMappable(Normalize(0, 1), _colormap(colormap)), cax=bar
+    )
+    colorbar.set_label("relative evidence", fontsize=0.8 * font)
+    colorbar.ax.tick_params(labelsize=0.8 * font)
+    figure.text(
+        0.5,
+        1 - 0.5 * title_height / figure_height,
+        title,
+        ha="center",
+        va="center",
+        fontsize=font,
+    )
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3])
+
+
+def plot_heatmaps(estimator, paths, *, method="integrated_gradients", n_columns=4):
+    """A grid of labelled overlays of image files: one library call for a figure.
+
+    Parameters
+    ----------
+    estimator : Pipeline or PneumoniaCNNClassifier
+        As for :func:`save_overlays`.
+    paths : sequence of str or os.PathLike
+        The image files, drawn left to right, top to bottom.
+    method : str, default="integrated_gradients"
+        See :func:`heatmaps`.
+    n_columns : int, default=4
+        Pictures per row.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per file, titled with its label and probability of
+        pneumonia, and one colour bar of the heat scale.
+
+    Examples
+    --------
+    >>> figure = plot_heatmaps(pipeline, paths[:8])  # doctest: +SKIP
+    >>> figure.savefig("maps.png")  # doctest: +SKIP
+    """
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+
+    paths = list(paths)
+    estimator = _taking_paths(estimator)
+    maps = heatmaps(estimator, paths, method=method)
+    titles = _overlay_titles(estimator, paths, method, short=True)
+    n_rows = -(-len(paths) // n_columns)
+    figure = Figure(figsize=(2.6 * n_columns + 0.8, 2.8 * n_rows), layout="constrained")
+    axes = figure.subplots(n_rows, n_columns, squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    pads_images = _pads_images(estimator)
+    for ax, path, heatmap, title in zip(
+        axes.ravel(), paths, maps, titles, strict=False
+    ):
+        image = _read_grayscale(path)
+        if pads_images:
+            heatmap = _without_padding(heatmap, image.shape)
+        ax.imshow(overlay_heatmap(image, heatmap))
+        ax.set_title(title, fontsize=9)
+    figure.colorbar(
+        ScalarMappable(Normalize(0, 1), _colormap("jet")),
+        ax=axes,
+        shrink=0.6,
+        label="relative evidence for pneumonia",
+    )
+    figure.suptitle(f"Heat maps: {method.replace('_', ' ')}")
+    return figure
+
+
+# Resolution at which a labelled overlay draws one image pixel per screen pixel.
+_DPI = 100
+
+
+def _overlay_titles(estimator, paths, method, *, short=False):
+    """Label, probability, threshold and method of each file, as titles."""
+    inner = _without_threshold_wrapper(estimator)
+    pipeline = _taking_paths(inner)
+    probabilities = pipeline.predict_proba(paths)[:, 1]
+    labels = estimator.predict(paths) if estimator is not inner else None
+    classifier = pipeline.steps[-1][1]
+    threshold = _threshold_of(estimator, classifier)
+    if labels is None:
+        labels = classifier.classes_[(probabilities >= threshold).astype(int)]
+    titles = []
+    for probability, label in zip(probabilities, labels, strict=True):
+        text = f"{label}: p = {probability:.3f}"
+        if not short:
+            text += f"\nthreshold {threshold:.3f}, {method.replace('_', ' ')}"
+        titles.append(text)
+    return titles
+
+
+def _threshold_of(estimator, classifier):
+    """The threshold the estimator's ``predict`` applies to the probability."""
+    if (
+        isinstance(estimator, FixedThresholdClassifier)
+        and estimator.threshold != "auto"
+    ):
+        return float(estimator.threshold)
+    if isinstance(estimator, TunedThresholdClassifierCV):
+        return float(estimator.best_threshold_)
+    return float(classifier.threshold_)
 
 
 # --- estimators and inputs ---------------------------------------------------
