@@ -29,7 +29,7 @@ def test_the_roc_curve_marks_the_operating_point():
 def test_the_confusion_matrix_counts_the_decisions_at_the_threshold():
     display = plot_confusion_matrix(Y_TRUE, Y_SCORE, threshold=0.35)
     np.testing.assert_array_equal(display.confusion_matrix, [[3, 1], [0, 4]])
-    assert display.ax_.get_title() == "Threshold 0.350"
+    assert display.ax_.get_title() == "Threshold 0.350 (share of each true class)"
     assert [t.get_text() for t in display.ax_.get_xticklabels()] == [
         "NORMAL",
         "PNEUMONIA",
@@ -70,3 +70,71 @@ def test_missing_matplotlib_names_the_extra(tmp_path, monkeypatch):
     with pytest.raises(ImportError, match=r'pip install "pneumoclf\[plot\]"'):
         save_evaluation_figures(tmp_path, Y_TRUE, Y_SCORE, 0.5)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_roc_curve_has_a_confidence_band_and_says_how_many_images():
+    display = plot_roc_curve(Y_TRUE, Y_SCORE, threshold=0.5)
+    (band,) = display.ax_.collections
+    assert band.get_label() == "95% band"
+    assert display.ax_.get_title() == "ROC curve, 4 pneumonia and 4 normal images"
+    without = plot_roc_curve(Y_TRUE, Y_SCORE, 0.5, confidence=None)
+    assert [c.get_label() for c in without.ax_.collections] == []
+
+
+def test_a_perfect_ranking_has_a_band_at_full_recall():
+    from pneumoclf.plotting import _roc_band
+
+    low, high = _roc_band(Y_TRUE, np.arange(8) / 8, None, 0.95, 100, 0)
+    np.testing.assert_array_equal(low, 1.0)
+    np.testing.assert_array_equal(high, 1.0)
+
+
+def test_the_band_resamples_patients_when_given_them():
+    from pneumoclf.plotting import _roc_band
+
+    # Each patient has two identical images: resampling patients has half as
+    # many independent draws as resampling images, so its band is wider.
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(40) % 2, 2)
+    scores = np.repeat(rng.random(40) * 0.6 + 0.4 * (np.arange(40) % 2), 2)
+    patients = np.repeat(np.arange(40), 2)
+    by_image = np.diff(_roc_band(y, scores, None, 0.95, 300, 0), axis=0).sum()
+    by_patient = np.diff(_roc_band(y, scores, patients, 0.95, 300, 0), axis=0).sum()
+    assert by_patient > 1.2 * by_image
+
+
+def test_the_confusion_matrix_shows_counts_and_the_share_of_each_true_class():
+    display = plot_confusion_matrix(Y_TRUE, Y_SCORE, threshold=0.35)
+    texts = [[text.get_text() for text in row] for row in display.text_]
+    assert texts == [["3\n75.0%", "1\n25.0%"], ["0\n0.0%", "4\n100.0%"]]
+
+
+def test_training_curves_mark_the_kept_epoch():
+    history = {"loss": [0.7, 0.5, 0.4], "val_loss": [0.8, 0.6, 0.7]}
+    loss, _ = plot_training_curves(history, kept_epoch=2).axes
+    kept = loss.lines[-1]
+    assert kept.get_label() == "kept: 2"
+    assert list(kept.get_xdata()) == [2, 2]
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"monitor": "loss", "early_stopping": True}, 2),
+        ({"monitor": "auc", "early_stopping": True}, 3),
+        ({"monitor": "loss", "early_stopping": False}, 4),
+    ],
+)
+def test_kept_epoch_is_the_best_monitored_epoch_under_early_stopping(
+    settings, expected
+):
+    from types import SimpleNamespace
+
+    from pneumoclf.plotting import kept_epoch
+
+    history = {
+        "val_loss": [float("nan"), 0.5, 0.5, 0.6],  # a partial_fit epoch first
+        "val_auc": [float("nan"), 0.8, 0.9, 0.9],
+    }
+    fitted = SimpleNamespace(history_=history, n_epochs_=4, **settings)
+    assert kept_epoch(fitted) == expected

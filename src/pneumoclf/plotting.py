@@ -16,6 +16,7 @@ from ._utils import atomic_open, is_pneumonia
 
 __all__ = [
     "FIGURE_NAMES",
+    "kept_epoch",
     "plot_confusion_matrix",
     "plot_roc_curve",
     "plot_training_curves",
@@ -50,8 +51,18 @@ def require_matplotlib(feature="This figure"):
         ) from None
 
 
-def plot_roc_curve(y_true, y_score, threshold, *, ax=None):
-    """ROC curve with the operating point at ``threshold`` marked.
+def plot_roc_curve(
+    y_true,
+    y_score,
+    threshold,
+    *,
+    groups=None,
+    confidence=0.95,
+    n_resamples=200,
+    random_state=0,
+    ax=None,
+):
+    """ROC curve with its confidence band and the operating point at ``threshold``.
 
     Parameters
     ----------
@@ -61,6 +72,15 @@ def plot_roc_curve(y_true, y_score, threshold, *, ax=None):
         Pneumonia probabilities.
     threshold : float
         The decision threshold whose recall and false positive rate are marked.
+    groups : array-like of shape (n,), default=None
+        The patient of each image: the band then resamples patients, not
+        images, as :func:`~pneumoclf.metrics.clinical_report` does.
+    confidence : float in (0, 1) or None, default=0.95
+        Level of the pointwise band of the true positive rate; None draws none.
+    n_resamples : int, default=200
+        Bootstrap resamples of the band.
+    random_state : int, default=0
+        Seed of the resampling.
     ax : matplotlib.axes.Axes, default=None
         Where to draw; a new figure when None.
 
@@ -81,6 +101,18 @@ def plot_roc_curve(y_true, y_score, threshold, *, ax=None):
     display = RocCurveDisplay.from_predictions(
         y_true, y_score, ax=_axes(ax), name="model", plot_chance_level=True
     )
+    if confidence is not None:
+        low, high = _roc_band(
+            y_true, np.asarray(y_score), groups, confidence, n_resamples, random_state
+        )
+        display.ax_.fill_between(
+            _FPR_GRID,
+            low,
+            high,
+            alpha=0.25,
+            step="post",
+            label=f"{confidence:.0%} band",
+        )
     display.ax_.plot(
         predicted[y_true == 0].mean(),
         predicted[y_true == 1].mean(),
@@ -91,13 +123,49 @@ def plot_roc_curve(y_true, y_score, threshold, *, ax=None):
     display.ax_.set(
         xlabel="False positive rate (1 - specificity)",
         ylabel="True positive rate (recall)",
+        title=(
+            f"ROC curve, {int((y_true == 1).sum())} pneumonia and "
+            f"{int((y_true == 0).sum())} normal images"
+        ),
     )
     display.ax_.legend(loc="lower right")
     return display
 
 
+# False positive rates at which the ROC band is drawn.
+_FPR_GRID = np.linspace(0, 1, 201)
+
+
+def _roc_band(y_true, y_score, groups, confidence, n_resamples, random_state):
+    """Pointwise bootstrap band of the true positive rate on ``_FPR_GRID``.
+
+    Each resample draws patients (or images, without ``groups``) with
+    replacement; resamples missing a class are skipped.
+    """
+    from sklearn.metrics import roc_curve
+
+    rng = np.random.default_rng(random_state)
+    units = np.arange(len(y_true)) if groups is None else np.asarray(groups)
+    unique_units, unit_of = np.unique(units, return_inverse=True)
+    members = [np.flatnonzero(unit_of == unit) for unit in range(len(unique_units))]
+    curves = []
+    for _ in range(n_resamples):
+        drawn = rng.integers(len(unique_units), size=len(unique_units))
+        rows = np.concatenate([members[unit] for unit in drawn])
+        if len(np.unique(y_true[rows])) < 2:
+            continue
+        fpr, tpr, _ = roc_curve(y_true[rows], y_score[rows])
+        # The true positive rate reached at each false positive rate (a step).
+        curves.append(tpr[np.searchsorted(fpr, _FPR_GRID, side="right") - 1])
+    tail = 100 * (1 - confidence) / 2
+    return np.percentile(curves, [tail, 100 - tail], axis=0)
+
+
 def plot_confusion_matrix(y_true, y_score, threshold, *, ax=None):
-    """Confusion matrix of the decisions at ``threshold``.
+    """Confusion matrix of the decisions at ``threshold``, counts and row shares.
+
+    Each cell shows its count and its share of the row, the true class: the
+    diagonal then reads as specificity (NORMAL) and recall (PNEUMONIA).
 
     Parameters
     ----------
@@ -125,17 +193,25 @@ def plot_confusion_matrix(y_true, y_score, threshold, *, ax=None):
         ax=_axes(ax),
         colorbar=False,
     )
-    display.ax_.set_title(f"Threshold {threshold:.3f}")
+    counts = display.confusion_matrix
+    rows = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
+    for (i, j), text in np.ndenumerate(display.text_):
+        text.set_text(f"{counts[i, j]}\n{shares[i, j]:.1%}")
+    display.ax_.set_title(f"Threshold {threshold:.3f} (share of each true class)")
     return display
 
 
-def plot_training_curves(history, *, axes=None):
+def plot_training_curves(history, *, kept_epoch=None, axes=None):
     """Loss and ROC AUC per epoch, on the training and validation parts.
 
     Parameters
     ----------
     history : dict of list of float
         A fitted classifier's ``history_``.
+    kept_epoch : int or None, default=None
+        The epoch (from 1) whose weights the model kept, marked by a dashed
+        line; see :func:`kept_epoch`.
     axes : sequence of 2 matplotlib.axes.Axes, default=None
         Where to draw the loss and the AUC; a new figure when None.
 
@@ -155,13 +231,59 @@ def plot_training_curves(history, *, axes=None):
             if key in history:
                 epochs = range(1, len(history[key]) + 1)
                 ax.plot(epochs, history[key], marker=".", label=label)
+        if kept_epoch is not None:
+            ax.axvline(
+                kept_epoch, color="grey", linestyle="--", label=f"kept: {kept_epoch}"
+            )
         ax.set(title=title, xlabel="epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     return axes[0].figure
 
 
-def save_evaluation_figures(folder, y_true, y_score, threshold, history=None):
+def kept_epoch(classifier):
+    """The epoch whose weights a fitted classifier kept, counted from 1.
+
+    With early stopping, the network keeps the weights of the epoch with the
+    best monitored validation figure (the first such epoch, as Keras counts
+    only strict improvements); without it, those of the last epoch.
+
+    Parameters
+    ----------
+    classifier : PneumoniaCNNClassifier
+        A fitted classifier.
+
+    Returns
+    -------
+    int or None
+        None when the history is empty.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> from pneumoclf.plotting import kept_epoch
+    >>> fitted = SimpleNamespace(early_stopping=True, monitor="loss",
+    ...                          history_={"val_loss": [0.7, 0.5, 0.6]}, n_epochs_=3)
+    >>> kept_epoch(fitted)
+    2
+    """
+    history = classifier.history_
+    monitored = history.get(f"val_{classifier.monitor}")
+    if not classifier.early_stopping or not monitored:
+        return classifier.n_epochs_ or None
+    values = np.asarray(monitored, dtype=float)
+    if np.isnan(values).all():
+        return classifier.n_epochs_ or None
+    best = (
+        np.nanargmin(values) if classifier.monitor == "loss" else np.nanargmax(values)
+    )
+    return int(best) + 1
+
+
+def save_evaluation_figures(
+    folder, y_true, y_score, threshold, history=None, *, groups=None, kept=None
+):
     """Write the ROC curve, the confusion matrix and the training curves as PNGs.
 
     Parameters
@@ -172,6 +294,10 @@ def save_evaluation_figures(folder, y_true, y_score, threshold, history=None):
         As for :func:`plot_roc_curve`.
     history : dict of list of float, default=None
         A classifier's ``history_``; the training curves are drawn when given.
+    groups : array-like of shape (n,), default=None
+        The patient of each image, resampled by the ROC band.
+    kept : int or None, default=None
+        The epoch whose weights were kept, marked on the training curves.
 
     Returns
     -------
@@ -183,11 +309,11 @@ def save_evaluation_figures(folder, y_true, y_score, threshold, history=None):
     folder.mkdir(parents=True, exist_ok=True)
     roc, confusion, training = (folder / name for name in FIGURE_NAMES)
     written = [
-        _save(plot_roc_curve(y_true, y_score, threshold).figure_, roc),
+        _save(plot_roc_curve(y_true, y_score, threshold, groups=groups).figure_, roc),
         _save(plot_confusion_matrix(y_true, y_score, threshold).figure_, confusion),
     ]
     if history:
-        written.append(_save(plot_training_curves(history), training))
+        written.append(_save(plot_training_curves(history, kept_epoch=kept), training))
     return written
 
 

@@ -125,7 +125,7 @@ def run_evaluate(args):
     from ..datasets import load_chest_xray
     from ..metrics import clinical_report, format_clinical_report
     from ..persistence import load_model
-    from ..plotting import require_matplotlib, save_evaluation_figures
+    from ..plotting import kept_epoch, require_matplotlib, save_evaluation_figures
 
     if args.report_dir is not None:
         require_matplotlib("--report-dir")  # before the long part
@@ -143,7 +143,13 @@ def run_evaluate(args):
     )
     if args.report_dir is not None:
         save_evaluation_figures(
-            args.report_dir, data.target, scores, threshold, model[-1].history_
+            args.report_dir,
+            data.target,
+            scores,
+            threshold,
+            model[-1].history_,
+            groups=data.groups,
+            kept=kept_epoch(model[-1]),
         )
     if args.json:
         summary = {"model": str(args.model), "data_dir": str(args.data_dir), **report}
