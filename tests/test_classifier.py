@@ -110,6 +110,7 @@ def test_same_random_state_gives_same_predictions(data):
     np.testing.assert_array_equal(first, second)
 
 
+@pytest.mark.usefixtures("eager")
 def test_grid_search_roc_auc_on_file_paths_gives_finite_scores(image_files):
     paths, y = image_files
     search = GridSearchCV(
@@ -118,6 +119,7 @@ def test_grid_search_roc_auc_on_file_paths_gives_finite_scores(image_files):
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
 
 
+@pytest.mark.usefixtures("eager")
 def test_tuned_threshold_and_calibration_run_on_the_pipeline(image_files):
     paths, y = image_files
     tuned = TunedThresholdClassifierCV(fast_pipeline(), scoring="recall", cv=2).fit(
@@ -149,6 +151,7 @@ def test_column_one_is_the_network_output_for_pneumonia(fitted, data):
     np.testing.assert_array_equal(proba[:, 0], 1.0 - proba[:, 1])
 
 
+@pytest.mark.usefixtures("eager")
 @pytest.mark.parametrize(
     "labels",
     [np.array([0, 1]), np.array([False, True]), np.array(["NORMAL", "PNEUMONIA"])],
@@ -209,6 +212,7 @@ def test_early_stopping_stops_and_records_history(data):
     assert len(clf.history_["val_auc"]) == clf.n_epochs_
 
 
+@pytest.mark.usefixtures("eager")
 def test_too_few_patients_train_without_validation(data):
     X, y = data
     clf = PneumoniaCNNClassifier(**FAST)
@@ -217,6 +221,7 @@ def test_too_few_patients_train_without_validation(data):
     assert "val_auc" not in clf.history_
 
 
+@pytest.mark.usefixtures("eager")
 def test_groups_reach_the_classifier_through_a_pipeline(image_files):
     paths, y = image_files
     pipe = fast_pipeline(validation_fraction=0.25)
@@ -422,6 +427,7 @@ def test_fit_after_partial_fit_joins_the_histories(data, tmp_path):
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
 
 
+@pytest.mark.usefixtures("eager")
 def test_three_and_two_dimensional_inputs(data):
     X, y = data
     clf = PneumoniaCNNClassifier(epochs=1, early_stopping=False, random_state=0)
@@ -431,6 +437,7 @@ def test_three_and_two_dimensional_inputs(data):
     assert clf.predict_proba(table).shape == (len(X), 2)
 
 
+@pytest.mark.usefixtures("eager")
 def test_sample_weight_is_not_modified(data):
     X, y = data
     weights = np.ones(len(y))
@@ -440,6 +447,7 @@ def test_sample_weight_is_not_modified(data):
     np.testing.assert_array_equal(weights, 1.0)
 
 
+@pytest.mark.usefixtures("eager")
 def test_sample_weight_reaches_the_loss(data):
     X, y = data
     weights = np.where(y == 0, 1.0, 0.0)
@@ -493,6 +501,7 @@ def test_other_image_size_than_in_fit_is_refused(fitted):
         fitted.predict_proba(np.zeros((2, 32, 32, 1), np.float32))
 
 
+@pytest.mark.usefixtures("eager")
 def test_other_table_width_than_in_fit_is_refused(data):
     X, y = data
     clf = PneumoniaCNNClassifier(epochs=1, early_stopping=False).fit(X[:, 0, :], y)
