@@ -9,6 +9,7 @@ import matplotlib
 import numpy as np
 import pytest
 from PIL import Image
+from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
@@ -542,6 +543,14 @@ def test_a_threshold_wrapper_titles_with_its_own_threshold(
     assert all("threshold 0.010" in title for title in titles)
     assert [title.split(":")[0] for title in titles] == [
         str(label) for label in wrapped.predict(paths)
+    ]
+    # "auto" applies 0.5, not the threshold of the classifier inside.
+    inner = clone(pipeline).set_params(cnn__threshold=0.2)
+    default = FixedThresholdClassifier(inner).fit(paths, [0, 1, 0])
+    titles = explain._overlay_titles(default, paths, "gradcam")
+    assert all("threshold 0.500" in title for title in titles)
+    assert [title.split(":")[0] for title in titles] == [
+        str(label) for label in default.predict(paths)
     ]
 
 

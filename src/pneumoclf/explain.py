@@ -48,7 +48,7 @@ from sklearn.model_selection import FixedThresholdClassifier, TunedThresholdClas
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from ._utils import atomic_open
+from ._utils import atomic_open, is_pneumonia
 from .classifier import PneumoniaCNNClassifier
 from .preprocessing import ImageLoader
 from .preprocessing._decode import UnreadableImage, fitted_size, read_grayscale
@@ -458,13 +458,10 @@ def save_overlays(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    pads_images = _pads_images(estimator)
     written = []
     names = _overlay_names(paths, method)
-    for index, (path, name, heatmap) in enumerate(zip(paths, names, maps, strict=True)):
-        image = _read_grayscale(path)
-        if pads_images:
-            heatmap = _without_padding(heatmap, image.shape)
+    pictures = _full_size_images_and_maps(estimator, paths, maps)
+    for index, (name, (image, heatmap)) in enumerate(zip(names, pictures, strict=True)):
         if labelled:
             picture = labelled_overlay(image, heatmap, titles[index], alpha=alpha)
         else:
@@ -578,13 +575,10 @@ def plot_heatmaps(estimator, paths, *, method="integrated_gradients", n_columns=
     axes = figure.subplots(n_rows, n_columns, squeeze=False)
     for ax in axes.ravel():
         ax.set_axis_off()
-    pads_images = _pads_images(estimator)
-    for ax, path, heatmap, title in zip(
-        axes.ravel(), paths, maps, titles, strict=False
+    pictures = _full_size_images_and_maps(estimator, paths, maps)
+    for ax, (image, heatmap), title in zip(
+        axes.ravel(), pictures, titles, strict=False
     ):
-        image = _read_grayscale(path)
-        if pads_images:
-            heatmap = _without_padding(heatmap, image.shape)
         ax.imshow(overlay_heatmap(image, heatmap))
         ax.set_title(title, fontsize=9)
     figure.colorbar(
@@ -603,14 +597,11 @@ _DPI = 100
 
 def _overlay_titles(estimator, paths, method, *, short=False):
     """Label, probability, threshold and method of each file, as titles."""
-    inner = _without_threshold_wrapper(estimator)
-    pipeline = _taking_paths(inner)
+    pipeline = _taking_paths(_without_threshold_wrapper(estimator))
     probabilities = pipeline.predict_proba(paths)[:, 1]
-    labels = estimator.predict(paths) if estimator is not inner else None
     classifier = pipeline.steps[-1][1]
     threshold = _threshold_of(estimator, classifier)
-    if labels is None:
-        labels = classifier.classes_[(probabilities >= threshold).astype(int)]
+    labels = classifier.classes_[is_pneumonia(probabilities, threshold).astype(int)]
     titles = []
     for probability, label in zip(probabilities, labels, strict=True):
         text = f"{label}: p = {probability:.3f}"
@@ -620,13 +611,22 @@ def _overlay_titles(estimator, paths, method, *, short=False):
     return titles
 
 
+def _full_size_images_and_maps(estimator, paths, maps):
+    """Each file at full size with its map, the loader's padding cut off."""
+    pads_images = _pads_images(estimator)
+    for path, heatmap in zip(paths, maps, strict=True):
+        image = _read_grayscale(path)
+        if pads_images:
+            heatmap = _without_padding(heatmap, image.shape)
+        yield image, heatmap
+
+
 def _threshold_of(estimator, classifier):
     """The threshold the estimator's ``predict`` applies to the probability."""
-    if (
-        isinstance(estimator, FixedThresholdClassifier)
-        and estimator.threshold != "auto"
-    ):
-        return float(estimator.threshold)
+    if isinstance(estimator, FixedThresholdClassifier):
+        # "auto" is 0.5 on probabilities, as FixedThresholdClassifier applies it.
+        threshold = estimator.threshold
+        return 0.5 if threshold == "auto" else float(threshold)
     if isinstance(estimator, TunedThresholdClassifierCV):
         return float(estimator.best_threshold_)
     return float(classifier.threshold_)
