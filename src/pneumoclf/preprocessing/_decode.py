@@ -211,7 +211,7 @@ def _open_grayscale(file, path, target_hw, resize):
             return gray
         file = io.BytesIO(data)
     elif is_dicom(path, head):
-        return _float_image(read_dicom(file, path, Image.MAX_IMAGE_PIXELS))
+        return _float_image(read_dicom(file, path, head, Image.MAX_IMAGE_PIXELS))
     with Image.open(file) as img:
         _check_pixel_count(img)
         if target_hw is not None:

@@ -79,7 +79,7 @@ def dicom_patient_id(path):
     return patient or None
 
 
-def read_dicom(file, path, max_pixels):
+def read_dicom(file, path, head, max_pixels):
     """Decode the first frame of a DICOM file for display.
 
     Parameters
@@ -89,6 +89,8 @@ def read_dicom(file, path, max_pixels):
     path : str
         Its name; a ``.dcm`` or ``.dicom`` suffix also reads files without a
         preamble.
+    head : bytes
+        The file's first ``HEADER_BYTES`` bytes, already read.
     max_pixels : int or None
         Most pixels a frame may have (a guard against decompression bombs).
 
@@ -98,15 +100,13 @@ def read_dicom(file, path, max_pixels):
         Values in [0, 1], 1 the brightest (bone).
     """
     pydicom = import_pydicom()
-    header = file.read(HEADER_BYTES)
-    file.seek(0)
     try:
         dataset = pydicom.dcmread(file, force=_has_dicom_suffix(path))
     except Exception as error:
         raise UnreadableImage(
             f"corrupt DICOM file ({type(error).__name__}: {error})"
         ) from None
-    if not has_dicom_header(header) and not _IMAGE_ELEMENTS & set(dataset.dir()):
+    if not has_dicom_header(head) and not _IMAGE_ELEMENTS & set(dataset.dir()):
         raise UnreadableImage("not a DICOM file (no DICOM header or image elements)")
     _check_xray_image(dataset, max_pixels)
     _check_decoder(dataset)
