@@ -5,14 +5,31 @@ classifier), trained once per session: each fit costs seconds of TensorFlow set-
 """
 
 import contextlib
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from awkward import AWKWARD_FOLDER, SIDE, SMALL_CNN, save_image
+from browser import CHROMIUM_VARIABLE, find_chromium
 from PIL import Image
 from sklearn.pipeline import Pipeline
 from synthetic import blob_images, write_images
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """The Chromium executable of the browser tests (tests/browser.py)."""
+    executable = find_chromium()
+    if os.environ.get(CHROMIUM_VARIABLE) and not shutil.which(executable):
+        pytest.fail(f"{CHROMIUM_VARIABLE}={executable} is not an executable.")
+    if executable is None:
+        reason = f"no Chromium on PATH and no {CHROMIUM_VARIABLE}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI must provide one (Debian's chromium).")
+        pytest.skip(reason)
+    return executable
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,11 @@
 import builtins
 import contextlib
 import csv
+import html
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -83,7 +85,12 @@ def test_train_saves_a_model_and_shows_progress(trained, data_dir):
     assert "Training on 48 images (24 NORMAL, 24 PNEUMONIA)" in stdout
     assert " - loss: " in stdout and " - val_auc: " in stdout  # the epoch's line
     assert f"Saved the model to {model}" in stdout
-    assert [path.name for path in model.parent.iterdir()] == [model.name]
+    card = model.with_name("model.card.md")
+    assert f"its model card to {card}" in stdout
+    assert sorted(path.name for path in model.parent.iterdir()) == [
+        card.name,
+        model.name,
+    ]
     pipeline = load_model(model)
     classifier = pipeline[-1]
     assert classifier.classes_.tolist() == ["NORMAL", "PNEUMONIA"]
@@ -142,18 +149,66 @@ def test_evaluate_prints_the_table(trained, data_dir, capsys):
     assert "95% CI" in out
 
 
-def test_evaluate_writes_the_figures(trained, data_dir, tmp_path, capsys):
+def test_evaluate_writes_the_report_page(trained, data_dir, tmp_path, capsys):
+    from pneumoclf.persistence import read_model_card
+    from pneumoclf.plotting import FIGURE_NAMES
+
     _, model, _ = trained
     report_dir = tmp_path / "report"
-    status, _, _ = _run(capsys, "evaluate", model, data_dir, "--report-dir", report_dir)
+    status, out, _ = _run(
+        capsys, "evaluate", model, data_dir, "--report-dir", report_dir
+    )
     assert status == 0
-    names = ["confusion_matrix.png", "roc_curve.png", "training_curves.png"]
-    assert sorted(path.name for path in report_dir.iterdir()) == names
-    for name in names:
+    assert f"Report written to {report_dir / 'index.html'}" in out
+    assert sorted(path.name for path in report_dir.iterdir()) == sorted(
+        [*FIGURE_NAMES, "index.html"]
+    )
+    page = (report_dir / "index.html").read_text(encoding="utf-8")
+    assert page.count('<img src="data:image/png;base64,') == len(FIGURE_NAMES)
+    assert "<h2>Intended use</h2>" in page  # the card of the model file
+    assert "Intended use" in read_model_card(model)
+    errors = {
+        kind: int(re.search(rf"False {kind}s +(\d+)", out).group(1))
+        for kind in ("positive", "negative")
+    }
+    worst = re.findall(r"<code>(.*?)</code></td></tr>", page)
+    assert len(worst) == sum(min(4, count) for count in errors.values())
+    assert all(Path(html.unescape(name)).is_file() for name in worst)
+    for name in FIGURE_NAMES:
         assert (report_dir / name).read_bytes().startswith(PNG_SIGNATURE)
         with Image.open(report_dir / name) as image:
             assert image.format == "PNG"
             assert min(image.size) > 100
+
+
+def test_info_prints_the_model_card_train_wrote(trained, capsys):
+    _, model, _ = trained
+    status, out, _ = _run(capsys, "info", model)
+    assert status == 0
+    assert out == model.with_name("model.card.md").read_text(encoding="utf-8")
+    assert out.startswith("# Model card")
+    assert "(folders: train, val): 24 images of 20 patients NORMAL" in out
+
+
+def test_info_on_a_model_without_a_card_says_so(awkward_pipeline, tmp_path, capsys):
+    from pneumoclf.persistence import save_model
+
+    model = tmp_path / "bare.pneumoclf"
+    save_model(awkward_pipeline, model)
+    status, out, _ = _run(capsys, "info", model)
+    assert status == 0
+    assert out == (
+        f"{model} carries no model card: it was saved without one ('pneumoclf "
+        "train' writes one).\n"
+    )
+
+
+def test_info_refuses_a_file_that_is_no_model(tmp_path, capsys):
+    path = tmp_path / "notes.pneumoclf"
+    path.write_text("hello")
+    status, _, err = _run(capsys, "info", path)
+    assert status == 1
+    assert f"{path} is not a pneumoclf model file" in err
 
 
 def test_evaluate_without_matplotlib(trained, data_dir, tmp_path, capsys, monkeypatch):
@@ -743,7 +798,7 @@ def test_cli_trains_on_awkward_paths_into_an_awkward_file_name(cli_model):
     status, model = cli_model
 
     assert status == 0
-    assert list(model.parent.iterdir()) == [model]
+    assert sorted(model.parent.iterdir()) == [model.with_suffix(".card.md"), model]
     assert load_model(model)[-1].image_shape_ == (SIDE, SIDE, 1)
 
 

@@ -38,6 +38,7 @@ from pneumoclf.persistence import (
     _from_json,
     _to_json,
     load_model,
+    read_model_card,
     save_model,
 )
 
@@ -335,7 +336,7 @@ def test_interrupted_save_keeps_the_previous_file(fitted, saved, monkeypatch):
 # --------------------------------------------------------------- loading checks
 
 
-def _rewrite(path, *, metadata=None, model=None, members=None):
+def _rewrite(path, *, metadata=None, model=None, card=None, members=None):
     """Rewrite a model file with some of its parts replaced."""
     with zipfile.ZipFile(path) as archive:
         parts = {name: archive.read(name) for name in archive.namelist()}
@@ -345,6 +346,8 @@ def _rewrite(path, *, metadata=None, model=None, members=None):
         )
     if model is not None:
         parts["model.keras"] = model
+    if card is not None:
+        parts["model_card.md"] = card
     with zipfile.ZipFile(path, "w") as archive:
         for name in members if members is not None else parts:
             archive.writestr(name, parts[name])
@@ -430,7 +433,80 @@ def test_a_file_of_format_1_loads_with_its_fitted_state(classifiers, images, tmp
     }
     _rewrite(saved, metadata={"format_version": "1.0", "fitted": format_1_state})
 
-    _assert_same_classifier(load_model(saved), clf, X)
+    loaded = load_model(saved)
+    assert loaded.validation_report_ is None  # format 1 kept no such record
+    loaded.validation_report_ = clf.validation_report_
+    _assert_same_classifier(loaded, clf, X)
+
+
+def test_a_file_of_format_2_1_loads_without_a_validation_report(fitted, saved):
+    with zipfile.ZipFile(saved) as archive:
+        metadata = json.loads(archive.read("metadata.json"))
+    del metadata["fitted"]["validation_report_"]
+    _rewrite(saved, metadata={"format_version": "2.1", "fitted": metadata["fitted"]})
+
+    loaded = load_model(saved)
+    assert fitted[0].validation_report_ is not None
+    assert loaded.validation_report_ is None
+    assert read_model_card(saved) is None
+
+
+CARD = "# Model card\n\n- trained on **48** images ✓\n"
+
+
+def test_a_model_file_carries_its_model_card(fitted, tmp_path):
+    path = tmp_path / "model.pneumoclf"
+    save_model(fitted[0], path, model_card=CARD)
+    assert read_model_card(path) == CARD
+    _assert_same_classifier(load_model(path), *fitted)
+    with zipfile.ZipFile(path) as archive:
+        assert archive.read("model_card.md").decode("utf-8") == CARD
+
+
+def test_a_file_saved_without_a_card_has_none(saved):
+    assert read_model_card(saved) is None
+
+
+def test_an_altered_model_card_is_refused(fitted, tmp_path):
+    path = tmp_path / "model.pneumoclf"
+    save_model(fitted[0], path, model_card=CARD)
+    _rewrite(path, card=CARD.replace("48", "4800").encode())
+    for read in (read_model_card, load_model):
+        with pytest.raises(ModelFileError, match=r"checksum of model_card\.md"):
+            read(path)
+
+
+def test_a_removed_model_card_is_refused(fitted, tmp_path):
+    path = tmp_path / "model.pneumoclf"
+    save_model(fitted[0], path, model_card=CARD)
+    _rewrite(path, members=["metadata.json", "model.keras"])
+    with pytest.raises(
+        ModelFileError, match=r"names a model_card\.md the archive lacks"
+    ):
+        read_model_card(path)
+
+
+def test_a_signed_card_is_checked_with_the_key(fitted, tmp_path):
+    path = tmp_path / "model.pneumoclf"
+    save_model(fitted[0], path, model_card=CARD, key="secret")
+    assert read_model_card(path, key="secret") == CARD
+    with pytest.raises(ModelFileError, match="signed with another key"):
+        read_model_card(path, key="other")
+    forged = b"# Model card\n\n- approved for diagnosis\n"
+    _rewrite(
+        path,
+        metadata={"model_card_sha256": hashlib.sha256(forged).hexdigest()},
+        card=forged,
+    )
+    assert read_model_card(path) == forged.decode()  # consistent, but not signed
+    with pytest.raises(ModelFileError, match="altered since it was signed"):
+        read_model_card(path, key="secret")
+
+
+def test_a_model_card_must_be_text(fitted, tmp_path):
+    with pytest.raises(TypeError, match="model_card must be a str, got bytes"):
+        save_model(fitted[0], tmp_path / "m.pneumoclf", model_card=CARD.encode())
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_newer_pneumoclf_version_loads_with_a_warning(fitted, saved):

@@ -2,13 +2,18 @@
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from pneumoclf.plotting import (
     FIGURE_NAMES,
+    plot_calibration_curve,
     plot_confusion_matrix,
     plot_roc_curve,
+    plot_score_distributions,
     plot_training_curves,
+    plot_worst_errors,
     save_evaluation_figures,
+    worst_errors,
 )
 
 Y_TRUE = np.array([0, 0, 0, 0, 1, 1, 1, 1])
@@ -45,9 +50,27 @@ def test_training_curves_draw_both_parts_of_each_metric():
     assert [line.get_label() for line in auc.lines] == ["train"]
 
 
-def test_the_figures_are_written_as_png_files(tmp_path):
+@pytest.fixture
+def xray_files(tmp_path):
+    """One small grayscale PNG per score, each of its own brightness."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    paths = []
+    for i, score in enumerate(Y_SCORE):
+        path = folder / f"case_{i}_with_a_rather_long_file_name.png"
+        Image.new("L", (24, 20), int(255 * score)).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def test_the_figures_are_written_as_png_files(tmp_path, xray_files):
     written = save_evaluation_figures(
-        tmp_path / "report", Y_TRUE, Y_SCORE, 0.5, {"loss": [1.0, 0.5]}
+        tmp_path / "report",
+        Y_TRUE,
+        Y_SCORE,
+        0.5,
+        {"loss": [1.0, 0.5]},
+        paths=xray_files,
     )
     assert [path.name for path in written] == list(FIGURE_NAMES)
     for path in written:
@@ -57,9 +80,63 @@ def test_the_figures_are_written_as_png_files(tmp_path):
     )
 
 
-def test_without_history_the_training_curves_are_left_out(tmp_path):
+def test_without_history_or_files_those_figures_are_left_out(tmp_path):
     written = save_evaluation_figures(tmp_path, Y_TRUE, Y_SCORE, 0.5)
-    assert [path.name for path in written] == list(FIGURE_NAMES[:2])
+    assert [path.name for path in written] == list(FIGURE_NAMES[:4])
+
+
+def test_the_score_distributions_count_each_class_per_bin():
+    ax = plot_score_distributions(Y_TRUE, Y_SCORE, 0.35, bins=4)
+    normal, pneumonia = ax.containers
+    # Bins [0, .25), [.25, .5), [.5, .75), [.75, 1].
+    assert [bar.get_height() for bar in normal] == [2, 1, 1, 0]
+    assert [bar.get_height() for bar in pneumonia] == [0, 1, 1, 2]
+    assert ax.get_legend_handles_labels()[1] == [
+        "NORMAL (4)",
+        "PNEUMONIA (4)",
+        "threshold 0.350",
+    ]
+    (threshold,) = ax.lines
+    assert list(threshold.get_xdata()) == [0.35, 0.35]
+    assert threshold.get_label() == "threshold 0.350"
+
+
+def test_the_calibration_curve_bins_equal_counts():
+    display = plot_calibration_curve(Y_TRUE, Y_SCORE, n_bins=2)
+    # The four lowest scores (0.1, 0.2, 0.3, 0.4) hold one pneumonia.
+    np.testing.assert_allclose(display.prob_true, [0.25, 0.75])
+    np.testing.assert_allclose(display.prob_pred, [0.25, 0.75])
+    assert display.ax_.get_title() == "Calibration, 8 images in 2 bins"
+
+
+def test_worst_errors_are_the_most_confident_mistakes_first():
+    missed, flagged = worst_errors(Y_TRUE, Y_SCORE, 0.65)
+    # Missed at 0.65: the pneumonias scored 0.4 (index 4), then none lower.
+    assert missed.tolist() == [4]
+    assert flagged.tolist() == []
+    missed, flagged = worst_errors(Y_TRUE, Y_SCORE, 0.15)
+    assert missed.tolist() == []
+    assert flagged.tolist() == [2, 3, 1]  # scores 0.6, 0.3, 0.2
+    assert worst_errors(Y_TRUE, Y_SCORE, 0.15, n=2)[1].tolist() == [2, 3]
+
+
+def test_worst_errors_keep_ties_in_file_order():
+    missed, _ = worst_errors([1, 1, 1], [0.2, 0.1, 0.2], 0.5)
+    assert missed.tolist() == [1, 0, 2]
+
+
+def test_the_worst_errors_figure_shows_each_image_with_its_name(xray_files):
+    figure = plot_worst_errors(xray_files, Y_TRUE, Y_SCORE, 0.35, n=2)
+    missed, flagged = figure.subfigs
+    assert missed.get_suptitle() == "Missed pneumonia (false negatives): none"
+    assert flagged.get_suptitle() == "Normal called pneumonia (false positives)"
+    (shown,) = [ax for ax in flagged.axes if ax.images]
+    assert shown.get_title() == "case_2_with_a\u2026file_name.png\np = 0.600"
+    pixels = shown.images[0].get_array()
+    assert pixels.shape == (160, 160)
+    # Padded to keep the aspect ratio: black borders, the image's gray inside.
+    assert pixels[0, 80] == 0
+    assert pixels[80, 80] == pytest.approx(round(255 * 0.6) / 255, abs=0.01)
 
 
 def test_missing_matplotlib_names_the_extra(tmp_path, monkeypatch):

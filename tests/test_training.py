@@ -36,6 +36,88 @@ def test_groups_keep_each_patient_on_one_side_of_the_validation_split(
     assert len(parts["train"]) + len(parts["validation"]) == len(y)
 
 
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"threshold": "auto"},
+        {"threshold": 0.3, "calibration": None},
+        {"threshold": 0.3, "calibration": "platt", "prevalence": 0.2},
+        {"threshold": "auto", "calibration": "platt", "prevalence": 0.8},
+    ],
+)
+def test_the_validation_report_describes_the_validation_part(
+    data, monkeypatch, settings
+):
+    from sklearn.metrics import recall_score, roc_auc_score
+
+    X, y = data
+    groups = np.arange(len(y)) // 2
+    parts = {}
+    split = _training._validation_split
+
+    def recording_split(*args):
+        parts["train"], parts["validation"] = split(*args)
+        return parts["train"], parts["validation"]
+
+    monkeypatch.setattr(_training, "_validation_split", recording_split)
+    classifier = PneumoniaCNNClassifier(**FAST, **settings).fit(X, y, groups=groups)
+    validation = parts["validation"]
+    y_validation = y[validation]
+    probabilities = classifier.predict_proba(X[validation])[:, 1]
+    called = classifier.predict(X[validation])
+
+    assert classifier.validation_report_ == pytest.approx(
+        {
+            "n_images": len(validation),
+            "n_pneumonia": int(y_validation.sum()),
+            "n_patients": len(np.unique(groups[validation])),
+            "threshold": classifier.threshold_,
+            "recall": recall_score(y_validation, called),
+            "specificity": recall_score(y_validation, called, pos_label=0),
+            "roc_auc": roc_auc_score(y_validation, probabilities),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def fitted_without_groups(data):
+    return PneumoniaCNNClassifier(**FAST).fit(*data)
+
+
+def test_a_fit_without_groups_or_validation_part_reports_accordingly(
+    data, fitted_without_groups
+):
+    X, y = data
+    with_validation = fitted_without_groups
+    assert with_validation.validation_report_["n_patients"] is None
+    assert with_validation.validation_report_["n_images"] == round(0.1 * len(y))
+    without = PneumoniaCNNClassifier(
+        **FAST, early_stopping=False, threshold=0.5, calibration=None
+    ).fit(X, y)
+    assert without.validation_report_ is None
+
+
+@pytest.mark.parametrize(
+    "spoil, fault",
+    [
+        (lambda good: {"n_images": 4}, "must be None or a dict"),
+        (lambda good: "recall 1", "must be None or a dict"),
+        (lambda good: {**good, "recall": 1.5}, r"\['recall'\] must be a number in"),
+        (lambda good: {**good, "roc_auc": float("nan")}, r"\['roc_auc'\] must be"),
+        (lambda good: {**good, "n_images": -1}, "counts must be non-negative"),
+        (lambda good: {**good, "n_patients": 2.5}, "counts must be non-negative"),
+    ],
+)
+def test_a_fitted_state_with_a_bad_validation_report_is_refused(
+    fitted_without_groups, spoil, fault
+):
+    classifier = fitted_without_groups
+    state = classifier.get_fitted_state()
+    state["validation_report_"] = spoil(state["validation_report_"])
+    with pytest.raises(ValueError, match=fault):
+        classifier.set_fitted_state(state)
+
+
 def test_training_batches_cover_the_rows_once_per_epoch_in_new_orders():
     values = np.arange(10, dtype=np.float32) * 10
     tensors = _training._as_tensors(values, values + 1)

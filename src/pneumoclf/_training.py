@@ -19,14 +19,15 @@ import keras
 import numpy as np
 from scikeras.wrappers import KerasClassifier
 from sklearn import config_context
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.validation import column_or_1d
 
-from ._calibration import calibrated, fit_calibration
-from ._utils import check_label_order, check_no_missing_labels
+from ._calibration import calibrated, fit_calibration, with_prevalence
+from ._utils import check_label_order, check_no_missing_labels, is_pneumonia
 from .architecture import build_cnn, count_weights, resolve_padding
 from .datasets import patient_id
 from .metrics import choose_threshold
@@ -69,6 +70,7 @@ class TrainedNetwork(NamedTuple):
     chosen_threshold: float | None
     calibration: tuple | None
     prevalence: float
+    validation_report: dict | None
     warnings: tuple  # messages or warnings the public class warns with, at its caller
 
 
@@ -127,6 +129,7 @@ def train_network(classifier, X, y, *, sample_weight, groups, seed):
         chosen_threshold=trainer.chosen_threshold_,
         calibration=trainer.calibration_,
         prevalence=trainer.prevalence_,
+        validation_report=trainer.validation_report_,
         warnings=tuple(trainer.warnings_),
     )
 
@@ -176,6 +179,7 @@ class _ScikerasTrainer(KerasClassifier):
         self.history_, self.n_epochs_ = run.history, run.n_epochs
         self.calibration_, self.chosen_threshold_ = run.calibration, run.threshold
         self.prevalence_ = run.prevalence
+        self.validation_report_ = run.validation_report
         self.warnings_.extend(run.warnings)
 
 
@@ -187,6 +191,7 @@ class _Run(NamedTuple):
     calibration: tuple | None
     threshold: float | None
     prevalence: float
+    validation_report: dict | None
     warnings: list
 
 
@@ -218,10 +223,10 @@ def _run_training(
             verbose=classifier.verbose,
         )
     if not validate:
-        calibration, threshold, prevalence = None, None, 0.5
+        calibration, threshold, prevalence, report = None, None, 0.5, None
     else:
-        calibration, threshold, prevalence = _calibrate_and_choose_threshold(
-            model, classifier, X, y, validation, sample_weight, messages
+        calibration, threshold, prevalence, report = _calibrate_and_choose_threshold(
+            model, classifier, X, y, validation, sample_weight, groups, messages
         )
     return _Run(
         history={name: list(values) for name, values in history.history.items()},
@@ -229,6 +234,7 @@ def _run_training(
         calibration=calibration,
         threshold=threshold,
         prevalence=prevalence,
+        validation_report=report,
         warnings=messages,
     )
 
@@ -280,7 +286,7 @@ def _without_validation(classifier, everything, too_few, messages):
 
 
 def _calibrate_and_choose_threshold(
-    model, classifier, X, y, validation, sample_weight, messages
+    model, classifier, X, y, validation, sample_weight, groups, messages
 ):
     """Fit the calibration and the automatic threshold on the validation part.
 
@@ -288,7 +294,7 @@ def _calibrate_and_choose_threshold(
 
     Returns
     -------
-    calibration, threshold, prevalence
+    calibration, threshold, prevalence, validation_report
     """
     prevalence = float(np.mean(y))
     if validation is None:
@@ -301,11 +307,14 @@ def _calibrate_and_choose_threshold(
         if classifier.threshold == "auto":
             messages.append("No validation part to choose the threshold on; using 0.5.")
             threshold = 0.5
-        return None, threshold, prevalence
-    if classifier.calibration is None and classifier.threshold != "auto":
-        return None, None, prevalence
+        return None, threshold, prevalence, None
     y_validation = y[validation].reshape(-1)
     scores = network_scores(model, X[validation], classifier.batch_size)
+    if classifier.calibration is None and classifier.threshold != "auto":
+        report = _validation_report(
+            y_validation, scores, classifier.threshold, groups, validation
+        )
+        return None, None, prevalence, report
     prevalence = float(np.mean(y_validation))
     calibration = None
     if classifier.calibration is not None:
@@ -321,7 +330,33 @@ def _calibrate_and_choose_threshold(
             ),
         )
         threshold = min(float(chosen), HIGHEST_THRESHOLD)
-    return calibration, threshold, prevalence
+    # As predict sees them: at the deployment prevalence, when one is set.
+    deployed = functools.partial(
+        with_prevalence, trained=prevalence, deployed=classifier.prevalence
+    )
+    report = _validation_report(
+        y_validation,
+        deployed(calibrated(scores, calibration)),
+        classifier.threshold if threshold is None else deployed(threshold),
+        groups,
+        validation,
+    )
+    return calibration, threshold, prevalence, report
+
+
+def _validation_report(y_validation, probabilities, threshold, groups, validation):
+    """What the validation part shows at ``threshold``: its size and the figures."""
+    pneumonia = y_validation == 1
+    called = is_pneumonia(probabilities, threshold)
+    return {
+        "n_images": len(y_validation),
+        "n_pneumonia": int(pneumonia.sum()),
+        "n_patients": None if groups is None else len(np.unique(groups[validation])),
+        "threshold": float(threshold),
+        "recall": float(called[pneumonia].mean()),
+        "specificity": float(1 - called[~pneumonia].mean()),
+        "roc_auc": float(roc_auc_score(y_validation, probabilities)),
+    }
 
 
 def continue_training(
@@ -382,6 +417,7 @@ def continue_training(
         chosen_threshold=run.threshold,
         calibration=run.calibration,
         prevalence=run.prevalence,
+        validation_report=run.validation_report,
         warnings=tuple(messages),
     )
 
@@ -884,6 +920,7 @@ def check_fitted_state(state, names):
             f"{image_shape}."
         )
     _check_calibration(state["calibration_"], state["training_prevalence_"])
+    _check_validation_report(state["validation_report_"])
     n_epochs = state["n_epochs_"]
     if not (isinstance(n_epochs, int) and n_epochs >= 0):
         raise ValueError(f"n_epochs_ must be a non-negative integer, got {n_epochs!r}.")
@@ -922,6 +959,43 @@ def _check_calibration(calibration, prevalence):
     if not (isinstance(prevalence, float) and 0 < prevalence < 1):
         raise ValueError(
             f"training_prevalence_ must be a number in (0, 1), got {prevalence!r}."
+        )
+
+
+#: The entries of ``validation_report_``, and which of them are shares in [0, 1].
+VALIDATION_REPORT_KEYS = (
+    "n_images",
+    "n_pneumonia",
+    "n_patients",
+    "threshold",
+    "recall",
+    "specificity",
+    "roc_auc",
+)
+_VALIDATION_SHARES = ("threshold", "recall", "specificity", "roc_auc")
+
+
+def _check_validation_report(report):
+    if report is None:
+        return
+    if not isinstance(report, dict) or sorted(report) != sorted(VALIDATION_REPORT_KEYS):
+        raise ValueError(
+            f"validation_report_ must be None or a dict of {VALIDATION_REPORT_KEYS}, "
+            f"got {report!r}."
+        )
+    for name in _VALIDATION_SHARES:
+        value = report[name]
+        if not (isinstance(value, float) and 0 <= value <= 1):
+            raise ValueError(
+                f"validation_report_[{name!r}] must be a number in [0, 1], got "
+                f"{value!r}."
+            )
+    counts = [report["n_images"], report["n_pneumonia"]]
+    if report["n_patients"] is not None:
+        counts.append(report["n_patients"])
+    if not all(isinstance(count, int) and count >= 0 for count in counts):
+        raise ValueError(
+            f"validation_report_ counts must be non-negative integers, got {report!r}."
         )
 
 

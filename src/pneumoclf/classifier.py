@@ -35,6 +35,7 @@ _FITTED_ATTRIBUTES = (
     "chosen_threshold_",
     "calibration_",
     "training_prevalence_",
+    "validation_report_",
     "history_",
     "n_epochs_",
 )
@@ -178,6 +179,13 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         Share of pneumonia where the probabilities were calibrated (the
         validation part, or the training images without one); 0.5 after
         :meth:`partial_fit`, which calibrates nothing.
+    validation_report_ : dict or None
+        What the validation part of the last ``fit`` showed at the threshold
+        (the chosen one, or ``threshold``), on the calibrated probabilities:
+        ``n_images``, ``n_pneumonia``, ``n_patients`` (None without
+        ``groups``), ``threshold``, ``recall``, ``specificity`` and
+        ``roc_auc``. None when there was no validation part, and after
+        :meth:`partial_fit`. The model card reports it.
     feature_names_in_ : ndarray of str
         Column names of ``X`` in ``fit``, when it had string column names.
     n_epochs_ : int
@@ -483,6 +491,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         self.chosen_threshold_ = network.chosen_threshold
         self.calibration_ = network.calibration
         self.training_prevalence_ = network.prevalence
+        self.validation_report_ = network.validation_report
         for message in network.warnings:
             # The caller of fit, past scikit-learn's _fit_context wrapper and this
             # method; a Warning instance keeps its own category.

@@ -40,6 +40,7 @@ from ._utils import is_pneumonia as decide_pneumonia
 __all__ = [
     "choose_threshold",
     "clinical_report",
+    "clinical_report_rows",
     "format_clinical_report",
     "make_recall_weighted_scorer",
     "make_specificity_at_recall_scorer",
@@ -815,8 +816,38 @@ def format_clinical_report(report):
     >>> print(format_clinical_report(report).splitlines()[3])
     Recall           75.00%  (sensitivity; 95% CI 30.06% to 95.44%)
     """
+    rows = clinical_report_rows(report)
+    label_width = max(len(label) for label, _, _ in rows)
+    value_width = max(len(value) for _, value, _ in rows)
+    lines = []
+    for label, value, note in rows:
+        line = f"{label:<{label_width}}  {value:>{value_width}}"
+        lines.append(f"{line}  ({note})" if note else line)
+    return "\n".join(lines)
+
+
+def clinical_report_rows(report):
+    """The lines of :func:`format_clinical_report` as ``(label, value, note)``.
+
+    Parameters
+    ----------
+    report : dict
+        The output of :func:`clinical_report`.
+
+    Returns
+    -------
+    list of tuple of 3 str
+        The figure's name, its value as shown, and a note (its interval, when
+        the report has one; empty when there is nothing to add).
+
+    Examples
+    --------
+    >>> from pneumoclf.metrics import clinical_report, clinical_report_rows
+    >>> clinical_report_rows(clinical_report([0, 1, 1], [0.2, 0.7, 0.4]))[3]
+    ('Recall', '50.00%', 'sensitivity')
+    """
     interval = _interval_notes(report)
-    rows = [
+    return [
         ("Cases", str(report["n"]), f"prevalence {_percent(report['prevalence'])}"),
         ("Threshold", _decimal(report["threshold"]), ""),
         ("ROC AUC", _decimal(report["roc_auc"]), interval("roc_auc", _decimal)),
@@ -839,13 +870,6 @@ def format_clinical_report(report):
         ("True positives", str(report["tp"]), ""),
         ("True negatives", str(report["tn"]), ""),
     ]
-    label_width = max(len(label) for label, _, _ in rows)
-    value_width = max(len(value) for _, value, _ in rows)
-    lines = []
-    for label, value, note in rows:
-        line = f"{label:<{label_width}}  {value:>{value_width}}"
-        lines.append(f"{line}  ({note})" if note else line)
-    return "\n".join(lines)
 
 
 def _interval_notes(report):

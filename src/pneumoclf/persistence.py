@@ -22,6 +22,10 @@ The file is a zip archive of these members:
     state the classifier needs to predict, and the SHA-256 checksum of the model.
 ``model.keras``
     The trained network, as written by ``keras.Model.save``.
+``model_card.md``
+    Optional: the model card (:func:`pneumoclf.report.model_card`), in UTF-8
+    Markdown, which :func:`read_model_card` returns; its SHA-256 is in the
+    metadata.
 ``signature.hmac``
     Only in a signed file: the HMAC-SHA256, in hexadecimal, of the names and
     SHA-256 digests of the other members.
@@ -63,16 +67,19 @@ __all__ = [
     "ModelFileError",
     "atomic_open",
     "load_model",
+    "read_model_card",
     "save_model",
 ]
 
 FORMAT_NAME = "pneumoclf-model"
-FORMAT_VERSION = "2.1"
+FORMAT_VERSION = "2.2"
 """Version of the file format, ``"major.minor"``.
 
 Files of the same major version are read; a new minor version only adds entries.
 Version 2.0 stores the classifier's fitted attributes under their own names; 2.1
-adds the optional ``signature.hmac`` member. Files of version 1.x are still read.
+adds the optional ``signature.hmac`` member; 2.2 the optional ``model_card.md``
+member and the ``validation_report_`` attribute. Files of version 1.x are still
+read.
 """
 
 # Major versions this pneumoclf reads.
@@ -80,6 +87,7 @@ _READABLE_MAJORS = ("1", "2")
 
 _METADATA = "metadata.json"
 _MODEL = "model.keras"
+_MODEL_CARD = "model_card.md"
 _SIGNATURE = "signature.hmac"
 # Far above any real metadata (a training history of thousands of epochs is a
 # few hundred kilobytes); refuses a compressed bomb before it is expanded.
@@ -130,7 +138,7 @@ class ModelFileError(ValueError):
 # ---------------------------------------------------------------------------------
 
 
-def save_model(estimator, path, *, key=None):
+def save_model(estimator, path, *, key=None, model_card=None):
     """Save a fitted classifier or pipeline to one file that is safe to share.
 
     Use it to keep or share a trained model: the file can be opened by anyone
@@ -156,6 +164,9 @@ def save_model(estimator, path, *, key=None):
         comes from a holder of the key and has not been altered since. Without
         a key the file carries only a checksum, which detects accidental damage
         but not a deliberate change.
+    model_card : str or None, default=None
+        Markdown the file carries, such as :func:`pneumoclf.report.model_card`
+        gives; :func:`read_model_card` returns it.
 
     Raises
     ------
@@ -214,9 +225,17 @@ def save_model(estimator, path, *, key=None):
         "fitted": _fitted_state(classifier),
         "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
     }
+    members = {_MODEL: model_bytes}
+    if model_card is not None:
+        if not isinstance(model_card, str):
+            raise TypeError(
+                f"model_card must be a str, got {type(model_card).__name__}."
+            )
+        members[_MODEL_CARD] = model_card.encode("utf-8")
+        metadata["model_card_sha256"] = hashlib.sha256(members[_MODEL_CARD]).hexdigest()
     members = {
         _METADATA: json.dumps(metadata, indent=2, allow_nan=False).encode(),
-        _MODEL: model_bytes,
+        **members,
     }
     if key is not None:
         members[_SIGNATURE] = _sign(
@@ -433,9 +452,10 @@ def load_model(path, *, key=None):
         installed: it is loaded, but may predict slightly differently.
     """
     path = Path(path)
-    metadata, model_bytes = _read_archive(path, key)
+    metadata, model_bytes, card_bytes = _read_archive(path, key)
     _check_format(metadata, path)
     _check_checksum(metadata, model_bytes, path)
+    _check_card_checksum(metadata, card_bytes, path)
     try:
         estimator = _rebuild_estimator(metadata["estimator"])
         fitted = _decode_fitted_state(metadata)
@@ -473,7 +493,7 @@ def _check_regular_file(path):
 
 
 def _read_archive(path, key):
-    """Return the parsed metadata and the model bytes of a model file."""
+    """Return the parsed metadata, the model bytes and the card bytes (or None)."""
     _check_regular_file(path)
     try:
         with zipfile.ZipFile(path) as archive:
@@ -494,6 +514,7 @@ def _read_archive(path, key):
             _check_expansion(members[_MODEL], path)
             metadata_bytes = archive.read(_METADATA)
             model_bytes = archive.read(_MODEL)
+            card_bytes = _read_card(archive, members, path)
     except zipfile.BadZipFile as error:
         if "CRC" in str(error):
             raise _corrupt(path, str(error)) from error
@@ -506,7 +527,18 @@ def _read_archive(path, key):
             f"{path} is not a pneumoclf model file: its {_METADATA} does not "
             f"declare the format {FORMAT_NAME!r}."
         )
-    return metadata, model_bytes
+    return metadata, model_bytes, card_bytes
+
+
+def _read_card(archive, members, path):
+    if _MODEL_CARD not in members:
+        return None
+    if members[_MODEL_CARD].file_size > _MAX_METADATA_BYTES:
+        raise ModelFileError(
+            f"{path} is not a valid pneumoclf model file: its {_MODEL_CARD} is "
+            "implausibly large."
+        )
+    return archive.read(_MODEL_CARD)
 
 
 def _checked_members(archive, path, where):
@@ -647,6 +679,59 @@ def _check_checksum(metadata, model_bytes, path):
         raise _corrupt(path, f"the SHA-256 checksum of {_MODEL} does not match")
 
 
+def _check_card_checksum(metadata, card_bytes, path):
+    recorded = metadata.get("model_card_sha256")
+    if card_bytes is None and recorded is None:
+        return
+    if card_bytes is None:
+        raise _corrupt(path, f"its metadata names a {_MODEL_CARD} the archive lacks")
+    if hashlib.sha256(card_bytes).hexdigest() != recorded:
+        raise _corrupt(path, f"the SHA-256 checksum of {_MODEL_CARD} does not match")
+
+
+def read_model_card(path, *, key=None):
+    """The model card a model file carries, checked as :func:`load_model` checks.
+
+    Nothing is rebuilt and TensorFlow runs nothing: the archive, its format, its
+    checksums and, with a ``key``, its signature are checked, then the card is
+    returned.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`save_model`.
+    key : str, bytes or None, default=None
+        As for :func:`load_model`.
+
+    Returns
+    -------
+    str or None
+        The Markdown given to ``save_model(..., model_card=...)``; None when the
+        file carries none (files of format 2.1 and older never do).
+
+    Raises
+    ------
+    ModelFileError
+        As :func:`load_model`, for a file that is not a valid model file, is
+        damaged, or is not signed with ``key``; also for a card that is not
+        UTF-8.
+    """
+    path = Path(path)
+    metadata, model_bytes, card_bytes = _read_archive(path, key)
+    _check_format(metadata, path)
+    _check_checksum(metadata, model_bytes, path)
+    _check_card_checksum(metadata, card_bytes, path)
+    if card_bytes is None:
+        return None
+    try:
+        return card_bytes.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ModelFileError(
+            f"{path} is not a valid pneumoclf model file: its {_MODEL_CARD} is "
+            f"not UTF-8 ({error})."
+        ) from None
+
+
 def _rebuild_estimator(description):
     """Instantiate the described estimator from the allowed classes only."""
     cls = _allowed_class(description["class"])
@@ -743,9 +828,14 @@ def _decode_fitted_state(metadata):
     return {**_UNCALIBRATED, **fitted}
 
 
-# What a file from before calibration means: no calibration. The prevalence is
-# then never used (a deployment prevalence needs a calibration).
-_UNCALIBRATED = {"calibration_": None, "training_prevalence_": 0.5}
+# What a file from before calibration means: no calibration (the prevalence is
+# then never used: a deployment prevalence needs a calibration), and no record of
+# the validation part (before format 2.2).
+_UNCALIBRATED = {
+    "calibration_": None,
+    "training_prevalence_": 0.5,
+    "validation_report_": None,
+}
 
 
 def _fitted_state_of_format_1(metadata):

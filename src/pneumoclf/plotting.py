@@ -1,4 +1,4 @@
-"""Figures of an evaluation: ROC curve, confusion matrix, training curves.
+"""Figures of an evaluation: ROC, confusion, scores, calibration, training, errors.
 
 Each function draws on a matplotlib ``Axes`` (a new figure when none is given) and
 returns scikit-learn's display object where one fits, so that users, the docs and
@@ -8,6 +8,7 @@ without :mod:`matplotlib.pyplot`, so no window or GUI backend is involved.
 Needs the ``plot`` extra: ``pip install "pneumoclf[plot]"``.
 """
 
+from itertools import zip_longest
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +18,34 @@ from ._utils import atomic_open, is_pneumonia
 __all__ = [
     "FIGURE_NAMES",
     "kept_epoch",
+    "plot_calibration_curve",
     "plot_confusion_matrix",
     "plot_roc_curve",
+    "plot_score_distributions",
     "plot_training_curves",
+    "plot_worst_errors",
     "save_evaluation_figures",
+    "worst_errors",
 ]
 
-#: Files :func:`save_evaluation_figures` writes, in that order.
-FIGURE_NAMES = ("roc_curve.png", "confusion_matrix.png", "training_curves.png")
+#: Files :func:`save_evaluation_figures` writes, in that order; the last two only
+#: with a training history and with the image files.
+FIGURE_NAMES = (
+    "roc_curve.png",
+    "confusion_matrix.png",
+    "score_distributions.png",
+    "calibration_curve.png",
+    "training_curves.png",
+    "worst_errors.png",
+)
+
+# Side of the thumbnails of plot_worst_errors, in pixels, and the most characters
+# of a file name shown above one.
+_THUMBNAIL_SIZE = 160
+_TITLE_CHARACTERS = 28
+_THUMBNAIL_ROW_INCHES = 2.6
+# Inches between a figure's labels and its edge.
+_EDGE_PAD = 0.12
 
 _CLASS_NAMES = ["NORMAL", "PNEUMONIA"]
 
@@ -202,6 +223,194 @@ def plot_confusion_matrix(y_true, y_score, threshold, *, ax=None):
     return display
 
 
+def plot_score_distributions(y_true, y_score, threshold, *, bins=20, ax=None):
+    """Histograms of the pneumonia probability of each true class, and the threshold.
+
+    Images of each class right of the threshold are called pneumonia: the
+    NORMAL bars there are the false positives, the PNEUMONIA bars left of it
+    the false negatives.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n,)
+        0 (NORMAL) or 1 (PNEUMONIA).
+    y_score : array-like of shape (n,)
+        Pneumonia probabilities.
+    threshold : float
+        The decision threshold, drawn as a vertical line.
+    bins : int, default=20
+        Bins of equal width over [0, 1].
+    ax : matplotlib.axes.Axes, default=None
+        Where to draw; a new figure when None.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> from pneumoclf.plotting import plot_score_distributions
+    >>> ax = plot_score_distributions([0, 0, 1, 1], [0.1, 0.6, 0.4, 0.9], 0.5)
+    >>> ax.get_legend_handles_labels()[1]
+    ['NORMAL (2)', 'PNEUMONIA (2)', 'threshold 0.500']
+    """
+    y_true, y_score = np.asarray(y_true), np.asarray(y_score)
+    ax = _axes(ax)
+    edges = np.linspace(0, 1, bins + 1)
+    for label, name in enumerate(_CLASS_NAMES):
+        scores = y_score[y_true == label]
+        ax.hist(scores, bins=edges, alpha=0.6, label=f"{name} ({len(scores)})")
+    ax.axvline(
+        threshold, color="black", linestyle="--", label=f"threshold {threshold:.3f}"
+    )
+    ax.set(
+        xlim=(0, 1),
+        xlabel="Probability of pneumonia",
+        ylabel="Images",
+        title="Scores of each true class",
+    )
+    ax.legend()
+    return ax
+
+
+def plot_calibration_curve(y_true, y_score, *, n_bins=10, ax=None):
+    """Reliability curve: the share of pneumonia among images of each probability.
+
+    A calibrated model lies on the diagonal: of the images it gives 0.8, eight
+    in ten have pneumonia. The bins hold equal numbers of images, so that
+    each point rests on as many images as the others.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n,)
+        0 (NORMAL) or 1 (PNEUMONIA).
+    y_score : array-like of shape (n,)
+        Pneumonia probabilities.
+    n_bins : int, default=10
+        Bins of equal count (scikit-learn's ``strategy="quantile"``).
+    ax : matplotlib.axes.Axes, default=None
+        Where to draw; a new figure when None.
+
+    Returns
+    -------
+    sklearn.calibration.CalibrationDisplay
+
+    Examples
+    --------
+    >>> from pneumoclf.plotting import plot_calibration_curve
+    >>> display = plot_calibration_curve([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], n_bins=2)
+    >>> display.prob_true.tolist(), display.prob_pred.round(2).tolist()
+    ([0.0, 1.0], [0.15, 0.85])
+    """
+    from sklearn.calibration import CalibrationDisplay
+
+    y_true, y_score = np.asarray(y_true), np.asarray(y_score)
+    display = CalibrationDisplay.from_predictions(
+        y_true, y_score, n_bins=n_bins, strategy="quantile", name="model", ax=_axes(ax)
+    )
+    display.ax_.set(
+        xlabel="Mean predicted probability of pneumonia",
+        ylabel="Share of pneumonia",
+        title=f"Calibration, {len(y_true)} images in {n_bins} bins",
+    )
+    return display
+
+
+def worst_errors(y_true, y_score, threshold, n=4):
+    """The most confident mistakes at ``threshold``, worst first.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_images,)
+        0 (NORMAL) or 1 (PNEUMONIA).
+    y_score : array-like of shape (n_images,)
+        Pneumonia probabilities.
+    threshold : float
+        The decision threshold.
+    n : int, default=4
+        Most images of each kind.
+
+    Returns
+    -------
+    false_negatives, false_positives : ndarray of int
+        Indices of the missed pneumonias with the lowest probabilities, and of
+        the normal images called pneumonia with the highest.
+
+    Examples
+    --------
+    >>> from pneumoclf.plotting import worst_errors
+    >>> missed, flagged = worst_errors([0, 0, 1, 1, 1], [0.9, 0.2, 0.3, 0.1, 0.8], 0.5)
+    >>> missed.tolist(), flagged.tolist()
+    ([3, 2], [0])
+    """
+    y_true, y_score = np.asarray(y_true), np.asarray(y_score)
+    called = is_pneumonia(y_score, threshold)
+    missed = np.flatnonzero((y_true == 1) & ~called)
+    flagged = np.flatnonzero((y_true == 0) & called)
+    # A stable sort keeps ties in file order.
+    missed = missed[np.argsort(y_score[missed], kind="stable")]
+    flagged = flagged[np.argsort(-y_score[flagged], kind="stable")]
+    return missed[:n], flagged[:n]
+
+
+def plot_worst_errors(paths, y_true, y_score, threshold, *, n=4, figure=None):
+    """Thumbnails of the worst false negatives and false positives, with their names.
+
+    Parameters
+    ----------
+    paths : sequence of str or os.PathLike
+        The image file of each score, in any format
+        :class:`~pneumoclf.ImageLoader` reads.
+    y_true, y_score, threshold, n
+        As for :func:`worst_errors`.
+    figure : matplotlib.figure.Figure, default=None
+        Where to draw; a new figure when None.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two rows, the false negatives above, each thumbnail titled with its
+        file name (shortened in the middle when long) and probability.
+    """
+    from .preprocessing import ImageLoader
+
+    paths = np.asarray([str(path) for path in paths])
+    y_score = np.asarray(y_score)
+    rows = worst_errors(y_true, y_score, threshold, n)
+    n_columns = max(1, max(len(row) for row in rows))
+    # An empty row keeps room for its title only.
+    heights = [_THUMBNAIL_ROW_INCHES if len(row) else 0.4 for row in rows]
+    if figure is None:
+        figure = _new_figure(width=2.2 * n_columns, height=sum(heights))
+    loader = ImageLoader(image_size=_THUMBNAIL_SIZE, resize="pad")
+    kinds = (
+        "Missed pneumonia (false negatives)",
+        "Normal called pneumonia (false positives)",
+    )
+    parts = figure.subfigures(2, 1, height_ratios=heights)
+    for part, chosen, kind in zip(parts, rows, kinds, strict=True):
+        part.suptitle(kind if len(chosen) else f"{kind}: none", weight="bold")
+        if len(chosen) == 0:
+            continue
+        images = loader.transform(paths[chosen])
+        for ax, index, image in zip_longest(
+            part.subplots(1, n_columns, squeeze=False)[0], chosen, images
+        ):
+            ax.set_axis_off()
+            if index is not None:
+                ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=1)
+                name = _shortened(Path(paths[index]).name)
+                ax.set_title(f"{name}\np = {y_score[index]:.3f}", fontsize=8)
+    return figure
+
+
+def _shortened(name):
+    if len(name) <= _TITLE_CHARACTERS:
+        return name
+    keep = (_TITLE_CHARACTERS - 1) // 2
+    return f"{name[:keep]}\u2026{name[-keep:]}"
+
+
 def plot_training_curves(history, *, kept_epoch=None, axes=None):
     """Loss and ROC AUC per epoch, on the training and validation parts.
 
@@ -282,9 +491,17 @@ def kept_epoch(classifier):
 
 
 def save_evaluation_figures(
-    folder, y_true, y_score, threshold, history=None, *, groups=None, kept=None
+    folder,
+    y_true,
+    y_score,
+    threshold,
+    history=None,
+    *,
+    groups=None,
+    kept=None,
+    paths=None,
 ):
-    """Write the ROC curve, the confusion matrix and the training curves as PNGs.
+    """Write the figures of an evaluation as PNG files, named as in FIGURE_NAMES.
 
     Parameters
     ----------
@@ -298,6 +515,8 @@ def save_evaluation_figures(
         The patient of each image, resampled by the ROC band.
     kept : int or None, default=None
         The epoch whose weights were kept, marked on the training curves.
+    paths : sequence of str, default=None
+        The image file of each score; the worst errors are drawn when given.
 
     Returns
     -------
@@ -307,14 +526,20 @@ def save_evaluation_figures(
     require_matplotlib()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    roc, confusion, training = (folder / name for name in FIGURE_NAMES)
-    written = [
-        _save(plot_roc_curve(y_true, y_score, threshold, groups=groups).figure_, roc),
-        _save(plot_confusion_matrix(y_true, y_score, threshold).figure_, confusion),
+    roc, confusion, scores, calibration, training, errors = (
+        folder / name for name in FIGURE_NAMES
+    )
+    figures = [
+        (plot_roc_curve(y_true, y_score, threshold, groups=groups).figure_, roc),
+        (plot_confusion_matrix(y_true, y_score, threshold).figure_, confusion),
+        (plot_score_distributions(y_true, y_score, threshold).figure, scores),
+        (plot_calibration_curve(y_true, y_score).figure_, calibration),
     ]
     if history:
-        written.append(_save(plot_training_curves(history, kept_epoch=kept), training))
-    return written
+        figures.append((plot_training_curves(history, kept_epoch=kept), training))
+    if paths is not None:
+        figures.append((plot_worst_errors(paths, y_true, y_score, threshold), errors))
+    return [_save(figure, path) for figure, path in figures]
 
 
 def _labels_and_decisions(y_true, y_score, threshold):
@@ -325,11 +550,14 @@ def _axes(ax):
     return _new_figure().subplots() if ax is None else ax
 
 
-def _new_figure(ncols=1):
+def _new_figure(ncols=1, *, width=None, height=4.5):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(5 * ncols, 4.5), layout="constrained")
+    width = 5 * ncols if width is None else width
+    figure = Figure(figsize=(width, height), layout="constrained")
+    # Room between the labels and the edge of the image.
+    figure.get_layout_engine().set(w_pad=_EDGE_PAD, h_pad=_EDGE_PAD)
     FigureCanvasAgg(figure)
     return figure
 

@@ -8,11 +8,14 @@ Subcommands:
     Train the recipe of :mod:`pneumoclf.recipes` on every image of a
     ``chest_xray``-like folder and save the model.
 ``pneumoclf evaluate MODEL DATA_DIR``
-    Clinical figures (recall, specificity, ...) of a saved model on a folder.
+    Clinical figures (recall, specificity, ...) of a saved model on a folder;
+    with ``--report-dir``, an HTML report page.
+``pneumoclf info MODEL``
+    The model card a model file carries.
 ``pneumoclf predict MODEL FILE...``
     Pneumonia probability and label of each image file.
 ``pneumoclf explain MODEL FILE... --out DIR``
-    Grad-CAM heat maps over each image file.
+    Heat maps over each image file.
 ``pneumoclf export MODEL -o model.onnx``
     The model as an ONNX file, which ``predict`` runs without TensorFlow.
 ``pneumoclf tune DATA_DIR --n-trials N``

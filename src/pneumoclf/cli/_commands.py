@@ -91,6 +91,7 @@ def run_demo(args):
 def run_train(args):
     from ..datasets import load_chest_xray
     from ..persistence import save_model
+    from ..report import model_card
 
     if args.target_recall is not None and args.threshold != "auto":
         raise UsageError(
@@ -111,25 +112,35 @@ def run_train(args):
             f"resized to {args.image_size}x{args.image_size}:"
         )
     _fit_trained(pipeline, data.paths, _labels(data), cnn__groups=data.groups)
-    save_model(pipeline, args.output, key=key)
+    card = model_card(pipeline, data, data_dir=args.data_dir)
+    save_model(pipeline, args.output, key=key, model_card=card)
+    card_path = model_card_path(args.output)
+    _write_text(card, card_path)
     classifier = pipeline[-1]
     if not args.quiet:
         print(
             f"Saved the model to {args.output} ({classifier.n_epochs_} epochs run, "
-            f"threshold {classifier.threshold_:.4f})."
+            f"threshold {classifier.threshold_:.4f}), its model card to {card_path}."
         )
     return 0
+
+
+def model_card_path(model_path):
+    """Where ``train`` writes the model card of ``model_path``: ``NAME.card.md``."""
+    return model_path.with_suffix(".card.md")
 
 
 def run_evaluate(args):
     from ..datasets import load_chest_xray
     from ..metrics import clinical_report, format_clinical_report
-    from ..persistence import load_model
-    from ..plotting import kept_epoch, require_matplotlib, save_evaluation_figures
+    from ..persistence import load_model, read_model_card
+    from ..plotting import kept_epoch, require_matplotlib
+    from ..report import write_report
 
     if args.report_dir is not None:
         require_matplotlib("--report-dir")  # before the long part
-    model = image_file_pipeline(load_model(args.model, key=_model_key()))
+    key = _model_key()
+    model = image_file_pipeline(load_model(args.model, key=key))
     data = load_chest_xray(args.data_dir)
     scores = model.predict_proba(data.paths)[:, 1]
     threshold = model[-1].threshold_
@@ -141,15 +152,20 @@ def run_evaluate(args):
         groups=data.groups,
         random_state=0,
     )
+    page = None
     if args.report_dir is not None:
-        save_evaluation_figures(
+        page = write_report(
             args.report_dir,
             data.target,
             scores,
             threshold,
-            model[-1].history_,
+            paths=data.paths,
             groups=data.groups,
-            kept=kept_epoch(model[-1]),
+            history=model[-1].history_,
+            kept_epoch=kept_epoch(model[-1]),
+            report=report,
+            model_card=read_model_card(args.model, key=key),
+            title=f"{args.model.name} on {args.data_dir}",
         )
     if args.json:
         summary = {"model": str(args.model), "data_dir": str(args.data_dir), **report}
@@ -161,8 +177,22 @@ def run_evaluate(args):
     print(format_clinical_report(report))
     print()
     print(_format_confusion_matrix(report))
-    if args.report_dir is not None:
-        print(f"\nFigures written to {args.report_dir}")
+    if page is not None:
+        print(f"\nReport written to {page}")
+    return 0
+
+
+def run_info(args):
+    from ..persistence import read_model_card
+
+    card = read_model_card(args.model, key=_model_key())
+    if card is None:
+        print(
+            f"{args.model} carries no model card: it was saved without one "
+            "('pneumoclf train' writes one)."
+        )
+        return 0
+    _write_to_stdout(card)
     return 0
 
 

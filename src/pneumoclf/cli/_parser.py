@@ -49,6 +49,7 @@ def build_parser():
         _add_demo_parser,
         _add_train_parser,
         _add_evaluate_parser,
+        _add_info_parser,
         _add_predict_parser,
         _add_explain_parser,
         _add_export_parser,
@@ -204,12 +205,29 @@ def _add_evaluate_parser(subparsers):
         metavar="DIR",
         type=Path,
         help=(
-            "also write roc_curve.png, confusion_matrix.png and, when the model "
-            "kept its training history, training_curves.png to DIR (needs "
-            'matplotlib: pip install "pneumoclf[plot]")'
+            "also write DIR/index.html, a report page that opens without network "
+            "access (figures with their uncertainty, the worst errors, the model "
+            "card), and its figures as PNG files (needs matplotlib: pip install "
+            '"pneumoclf[plot]")'
         ),
     )
     evaluate.set_defaults(command="evaluate")
+
+
+def _add_info_parser(subparsers):
+    info = subparsers.add_parser(
+        "info",
+        help="print the model card a model file carries",
+        description=(
+            "Print the Markdown model card that 'train' wrote into MODEL: intended "
+            "use, training data, recipe, threshold rule and what the validation "
+            "part showed, versions and seed. Nothing in the file is run."
+        ),
+    )
+    info.add_argument(
+        "model", metavar="MODEL", type=Path, help="model file written by 'train'"
+    )
+    info.set_defaults(command="info")
 
 
 #: Exit status of predict and explain when --on-error skip left files out.

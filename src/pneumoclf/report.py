@@ -1,0 +1,548 @@
+"""The evaluation report page and the model card.
+
+:func:`model_card` describes a trained model in Markdown under the headings of
+Mitchell et al. (2019), "Model Cards for Model Reporting": what it is for, what
+it was trained on, how its threshold was chosen and what the validation part
+showed. ``pneumoclf train`` writes one next to the model and into the model
+file (:func:`~pneumoclf.persistence.read_model_card` reads it back).
+
+:func:`write_report` writes one HTML page of an evaluation, its figures embedded,
+that opens in any browser without network access: the figures with their
+uncertainty, the worst errors with their file names, and the model card.
+``pneumoclf evaluate --report-dir`` writes it.
+"""
+
+import base64
+import html
+import platform
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from ._utils import atomic_open
+from .metrics import clinical_report, clinical_report_rows, wilson_interval
+from .plotting import save_evaluation_figures, worst_errors
+
+__all__ = ["REPORT_NAME", "markdown_to_html", "model_card", "write_report"]
+
+#: The page :func:`write_report` writes in its folder.
+REPORT_NAME = "index.html"
+
+#: The statement every card and report carries.
+NOT_A_MEDICAL_DEVICE = (
+    "This model is not a medical device: it has not been cleared or approved by "
+    "any regulator, and its output must not decide the diagnosis or the "
+    "treatment of a patient. It is a research tool."
+)
+
+# Versions the card records, by distribution name.
+_DISTRIBUTIONS = ("pneumoclf", "keras", "tensorflow", "scikit-learn", "numpy")
+
+# What each figure of the page shows, by file name.
+_CAPTIONS = {
+    "roc_curve.png": "ROC curve with its pointwise confidence band (a bootstrap of "
+    "patients) and the operating point at the model's threshold.",
+    "confusion_matrix.png": "Decisions at the threshold: counts and the share of "
+    "each true class (the diagonal reads as specificity and recall).",
+    "score_distributions.png": "Probabilities of pneumonia of each true class; "
+    "right of the dashed line is called pneumonia.",
+    "calibration_curve.png": "Reliability: the share of pneumonia among images "
+    "of each predicted probability (bins of equal count); calibrated "
+    "probabilities lie on the diagonal.",
+    "training_curves.png": "Loss and ROC AUC per epoch on the training and "
+    "validation parts; the dashed line marks the epoch whose weights were kept.",
+    "worst_errors.png": "The most confident mistakes: missed pneumonias with the "
+    "lowest probabilities, normal images with the highest.",
+}
+
+# Figures that span the page's two columns.
+_WIDE_FIGURES = ("training_curves.png", "worst_errors.png")
+
+_CALIBRATIONS = {"platt": "Platt scaling", "temperature": "temperature scaling"}
+
+# TRIPOD+AI (Collins et al., 2024) items the card fills, and where.
+_TRIPOD_ITEMS = (
+    ("Target population and intended users", "Intended use"),
+    ("Data sources, eligibility, outcome definition", "Training data"),
+    ("Sample size and class balance", "Training data"),
+    ("Handling of missing data", "Training data"),
+    ("Model type, building procedure, hyperparameters", "Model details"),
+    ("Internal validation and performance measures", "Metrics"),
+    ("Performance with its uncertainty", "Quantitative analyses"),
+    ("Fairness and subgroups", "Factors"),
+    ("Model updating and use at a new site", "Caveats and recommendations"),
+    ("Software and code availability", "Model details"),
+)
+
+
+def model_card(estimator, data, *, data_dir=None):
+    """A Markdown model card of a fitted pipeline or classifier.
+
+    Parameters
+    ----------
+    estimator : Pipeline or PneumoniaCNNClassifier
+        The fitted model, as ``pneumoclf train`` saves it.
+    data : sklearn.utils.Bunch
+        The training data, as :func:`~pneumoclf.load_chest_xray` returns it
+        (``target``, ``groups``, and ``split`` when present).
+    data_dir : str or os.PathLike, default=None
+        The folder the data came from, named in the card.
+
+    Returns
+    -------
+    str
+        Markdown with the sections of Mitchell et al. (2019): model details,
+        intended use, factors, metrics, training data, evaluation data,
+        quantitative analyses, ethical considerations, caveats and
+        recommendations; and the TRIPOD+AI items it fills.
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        If the classifier is not fitted.
+    """
+    classifier = estimator[-1] if hasattr(estimator, "steps") else estimator
+    check_is_fitted(classifier)
+    sections = [
+        ("Model details", _model_details(estimator, classifier)),
+        ("Intended use", _intended_use()),
+        ("Factors", _factors()),
+        ("Metrics", _metrics(classifier)),
+        ("Training data", _training_data(classifier, data, data_dir)),
+        ("Evaluation data", _evaluation_data(classifier)),
+        ("Quantitative analyses", _quantitative_analyses(classifier)),
+        ("Ethical considerations", _ethical_considerations()),
+        ("Caveats and recommendations", _caveats()),
+        (
+            "TRIPOD+AI items in this card",
+            [f"{item}: {section}." for item, section in _TRIPOD_ITEMS],
+        ),
+    ]
+    lines = ["# Model card: pneumonia on pediatric chest X-rays", ""]
+    lines += [f"**{NOT_A_MEDICAL_DEVICE}**", ""]
+    for heading, items in sections:
+        lines += [f"## {heading}", ""] + [f"- {item}" for item in items] + [""]
+    return "\n".join(lines)
+
+
+def _model_details(estimator, classifier):
+    size = "x".join(str(side) for side in classifier.image_shape_[:2])
+    if hasattr(estimator, "steps"):  # the steps' parameters, by set_params name
+        params = estimator.get_params(deep=True)
+        settings = {name: value for name, value in params.items() if "__" in name}
+    else:
+        settings = classifier.get_params()
+    return [
+        f"Card written on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+        "model trained with pneumoclf, an open-source package "
+        "(https://pypi.org/project/pneumoclf/).",
+        f"A convolutional network ({classifier.n_conv_blocks} blocks of "
+        f"{classifier.kernel_size}x{classifier.kernel_size} convolutions with "
+        f"{classifier.filters} filters, a dense layer of {classifier.dense_units}) "
+        f"on {size} grayscale images scaled to [0, 1], giving one probability of "
+        "pneumonia.",
+        f"Seed (`random_state`): {classifier.random_state}.",
+        f"Versions: {_versions()}.",
+        "Parameters: "
+        + "; ".join(f"`{name}={value!r}`" for name, value in sorted(settings.items()))
+        + ".",
+    ]
+
+
+def _versions():
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = [f"Python {platform.python_version()}"]
+    for name in _DISTRIBUTIONS:
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            continue
+    return ", ".join(found)
+
+
+def _intended_use():
+    return [
+        "Primary use: research on the detection of pneumonia on frontal chest "
+        "X-rays of children, of the population the training data stands for.",
+        "Intended users: researchers and engineers who evaluate or build such "
+        "models; a clinician reads its output only as a second opinion.",
+        NOT_A_MEDICAL_DEVICE,
+        "Out of scope: adults, lateral views, other modalities, other findings "
+        "(tuberculosis, COVID-19, effusions), and sites whose images were never "
+        "used to check its threshold.",
+    ]
+
+
+def _factors():
+    return [
+        "Performance depends on the site, the device and exposure, the age of "
+        "the child and the kind of pneumonia (bacterial or viral); none of "
+        "these is recorded with the images, so no subgroup was evaluated here.",
+        "Fairness across sex, age or ethnicity was not assessed: the images "
+        "carry no such attributes.",
+        "`benchmarks/shift.py` measures the recipe under acquisition shifts, "
+        "held-out series and other prevalences.",
+    ]
+
+
+def _metrics(classifier):
+    rule = (
+        f"the highest threshold whose recall on the validation part reaches "
+        f"{classifier.target_recall:.0%}"
+        if classifier.threshold == "auto"
+        else f"a fixed threshold of {classifier.threshold}"
+    )
+    calibration = (
+        f"{_CALIBRATIONS.get(classifier.calibration, 'a calibration')} fitted on "
+        "the validation part"
+        if classifier.calibration_ is not None
+        else "none (the network's own probabilities)"
+    )
+    return [
+        f"Threshold rule: {rule}, because a missed pneumonia costs more than a "
+        f"false alarm; the threshold in use is {classifier.threshold_:.4f}.",
+        f"Calibration of the probabilities: {calibration}.",
+        "Measures: recall (sensitivity), specificity and ROC AUC, with 95% "
+        "Wilson intervals for the proportions.",
+    ]
+
+
+def _training_data(classifier, data, data_dir):
+    target = np.asarray(data.target)
+    groups = np.asarray(data.groups)
+    where = f" from `{data_dir}`" if data_dir is not None else ""
+    splits = sorted(set(data.get("split", [])) - {""})
+    items = [
+        f"{len(target)} images{where}"
+        + (f" (folders: {', '.join(splits)})" if splits else "")
+        + f": {_count(target, 0, groups)} NORMAL, {_count(target, 1, groups)} "
+        "PNEUMONIA.",
+        "Outcome: the label of the folder each image lies in (NORMAL, "
+        "PNEUMONIA), as the data's graders gave it.",
+        "Every image was read; a file that cannot be read stops training with its "
+        "name, so no image was silently left out or imputed.",
+        f"Class weights: {classifier.class_weight}.",
+    ]
+    return items
+
+
+def _count(target, label, groups):
+    of_class = target == label
+    return (
+        f"{int(of_class.sum())} images of {len(np.unique(groups[of_class]))} patients"
+    )
+
+
+def _evaluation_data(classifier):
+    report = classifier.validation_report_
+    if report is None:
+        return [
+            "No validation part was held out, so nothing measured this model "
+            "on patients it was not trained on: evaluate it before any use."
+        ]
+    patients = (
+        f" of {report['n_patients']} patients, none of them in the training part"
+        if report["n_patients"] is not None
+        else " (split by image, not by patient: its figures are optimistic)"
+    )
+    return [
+        f"Validation part: {classifier.validation_fraction:.0%} of the training "
+        f"data held out, {report['n_images']} images{patients}, "
+        f"{report['n_pneumonia']} of them pneumonia."
+        + _what_validation_chose(classifier),
+        "Figures on it are internal: the same sites and curation as the "
+        "training images. Evaluate on a separately curated set with "
+        "`pneumoclf evaluate MODEL DATA_DIR --report-dir DIR`.",
+    ]
+
+
+def _what_validation_chose(classifier):
+    chosen = [
+        name
+        for name, chose in (
+            ("the epoch whose weights were kept", classifier.early_stopping),
+            ("the calibration", classifier.calibration_ is not None),
+            ("the threshold", classifier.chosen_threshold_ is not None),
+        )
+        if chose
+    ]
+    if not chosen:
+        return ""
+    listed = ", ".join(chosen[:-1]) + (" and " if len(chosen) > 1 else "") + chosen[-1]
+    return f" It chose {listed}."
+
+
+def _quantitative_analyses(classifier):
+    report = classifier.validation_report_
+    items = [f"Epochs run: {classifier.n_epochs_}."]
+    if report is None:
+        return items
+    n_pneumonia = report["n_pneumonia"]
+    n_normal = report["n_images"] - n_pneumonia
+    found = round(report["recall"] * n_pneumonia)
+    cleared = round(report["specificity"] * n_normal)
+    return [
+        *items,
+        f"On the validation part at threshold {report['threshold']:.4f}: recall "
+        f"{_share(found, n_pneumonia)}, specificity {_share(cleared, n_normal)}, "
+        f"ROC AUC {report['roc_auc']:.4f}.",
+    ]
+
+
+def _share(successes, n):
+    low, high = wilson_interval(successes, n)
+    return f"{successes / n:.1%} ({successes} of {n}; 95% CI {low:.1%} to {high:.1%})"
+
+
+def _ethical_considerations():
+    return [
+        "A false negative (a missed pneumonia in a child) may delay treatment; "
+        "the threshold favours recall, so false alarms are the price.",
+        "A network can learn shortcuts (text markers, devices, the site) instead "
+        "of the lungs: check its heat maps with `pneumoclf explain`.",
+        "The training images must have been collected with consent and "
+        "de-identified; pneumoclf writes no patient data into its outputs.",
+    ]
+
+
+def _caveats():
+    return [
+        "Specificity measured on one population often falls at another site or "
+        "on a differently curated set, while recall holds better: a threshold "
+        "chosen here flags more healthy children elsewhere.",
+        "At a new site, collect local labelled X-rays, check the model on them "
+        "(`pneumoclf evaluate MODEL local/ --json`) and choose the threshold "
+        "again (see the 'At a new site' section of the threshold guide).",
+        "A validation part of a few hundred images knows recall to a few "
+        "percentage points only: read the intervals.",
+    ]
+
+
+def write_report(
+    folder,
+    y_true,
+    y_score,
+    threshold,
+    *,
+    paths=None,
+    groups=None,
+    history=None,
+    kept_epoch=None,
+    report=None,
+    model_card=None,
+    title="Evaluation report",
+    n_worst=4,
+):
+    """Write an evaluation as one HTML page, ``folder/index.html``, and its figures.
+
+    The page needs no network access: its figures are embedded, and also
+    written beside it as PNG files
+    (:func:`~pneumoclf.plotting.save_evaluation_figures`).
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        Created if missing.
+    y_true, y_score, threshold
+        0/1 labels, pneumonia probabilities and the decision threshold.
+    paths : sequence of str, default=None
+        The image file of each score: the worst errors are shown with their names.
+    groups : array-like of shape (n,), default=None
+        The patient of each image, for the intervals.
+    history : dict of list of float, default=None
+        A classifier's ``history_``, for the training curves.
+    kept_epoch : int, default=None
+        The epoch whose weights were kept (:func:`~pneumoclf.plotting.kept_epoch`).
+    report : dict, default=None
+        A :func:`~pneumoclf.metrics.clinical_report` with intervals; computed
+        (95%, patients resampled, seed 0) when None.
+    model_card : str, default=None
+        Markdown of a model card, shown below the figures.
+    title : str, default="Evaluation report"
+        The page's heading.
+    n_worst : int, default=4
+        Most false negatives and false positives shown.
+
+    Returns
+    -------
+    pathlib.Path
+        The page written.
+    """
+    folder = Path(folder)
+    y_true, y_score = np.asarray(y_true), np.asarray(y_score)
+    if report is None:
+        report = clinical_report(
+            y_true, y_score, threshold, confidence=0.95, groups=groups, random_state=0
+        )
+    figures = save_evaluation_figures(
+        folder,
+        y_true,
+        y_score,
+        threshold,
+        history,
+        groups=groups,
+        kept=kept_epoch,
+        paths=paths,
+    )
+    body = [
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="warning">{html.escape(NOT_A_MEDICAL_DEVICE)}</p>',
+        "<h2>Figures at the threshold</h2>",
+        _metrics_table(report),
+        '<div class="figures">',
+        *(_figure(path) for path in figures),
+        "</div>",
+    ]
+    if paths is not None:
+        body.append(_errors_table(paths, y_true, y_score, threshold, n_worst))
+    body.append('<section class="card">')
+    body.append(
+        markdown_to_html(model_card)
+        if model_card is not None
+        else "<h2>Model card</h2><p>The model file carries no model card.</p>"
+    )
+    body.append("</section>")
+    page = folder / REPORT_NAME
+    with atomic_open(page, "w", encoding="utf-8") as file:
+        file.write(_PAGE.format(title=html.escape(title), body="\n".join(body)))
+    return page
+
+
+def _metrics_table(report):
+    rows = "".join(
+        f"<tr><th>{html.escape(label)}</th><td>{html.escape(value)}</td>"
+        f"<td>{html.escape(note)}</td></tr>"
+        for label, value, note in clinical_report_rows(report)
+    )
+    return f'<table class="metrics">{rows}</table>'
+
+
+def _figure(path):
+    encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+    caption = html.escape(_CAPTIONS[path.name])
+    wide = ' class="wide"' if path.name in _WIDE_FIGURES else ""
+    return (
+        f'<figure{wide}><img src="data:image/png;base64,{encoded}" '
+        f'alt="{html.escape(path.stem.replace("_", " "))}">'
+        f"<figcaption>{caption}</figcaption></figure>"
+    )
+
+
+def _errors_table(paths, y_true, y_score, threshold, n_worst):
+    paths = [str(path) for path in paths]
+    rows = []
+    for kind, chosen in zip(
+        ("false negative", "false positive"),
+        worst_errors(y_true, y_score, threshold, n_worst),
+        strict=True,
+    ):
+        rows += [
+            f"<tr><td>{kind}</td><td>{y_score[i]:.4f}</td>"
+            f"<td><code>{html.escape(paths[i])}</code></td></tr>"
+            for i in chosen
+        ]
+    if not rows:
+        return "<p>No false negative and no false positive at this threshold.</p>"
+    return (
+        "<h2>Worst errors</h2>"
+        '<table class="errors"><tr><th>error</th><th>probability</th>'
+        f"<th>file</th></tr>{''.join(rows)}</table>"
+    )
+
+
+def markdown_to_html(text):
+    """HTML of the Markdown that :func:`model_card` writes.
+
+    Headings (``#`` to ``###``), paragraphs, ``-`` lists, ``**bold**`` and
+    ```code```; everything else is escaped, so no markup of the text reaches
+    the page.
+
+    Parameters
+    ----------
+    text : str
+        Markdown of that subset.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> from pneumoclf.report import markdown_to_html
+    >>> print(markdown_to_html("## Use\\n\\n- research <only>\\n- `code`"))
+    <h2>Use</h2>
+    <ul>
+    <li>research &lt;only&gt;</li>
+    <li><code>code</code></li>
+    </ul>
+    """
+    out, paragraph, in_list = [], [], False
+
+    def flush_paragraph():
+        if paragraph:
+            out.append(f"<p>{_inline(' '.join(paragraph))}</p>")
+            paragraph.clear()
+
+    for line in text.splitlines():
+        heading = re.match(r"(#{1,3}) (.*)", line)
+        item = line.startswith("- ")
+        if in_list and not item:
+            out.append("</ul>")
+            in_list = False
+        if heading or item or not line.strip():
+            flush_paragraph()
+        if heading:
+            level = len(heading.group(1))
+            out.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
+        elif item:
+            if not in_list:
+                out.append("<ul>")
+                in_list = True
+            out.append(f"<li>{_inline(line[2:])}</li>")
+        elif line.strip():
+            paragraph.append(line.strip())
+    flush_paragraph()
+    if in_list:
+        out.append("</ul>")
+    return "\n".join(out)
+
+
+def _inline(text):
+    text = html.escape(text, quote=False)
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    return re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 66rem; margin: 2rem auto;
+       padding: 0 1rem; color: #1b1b1b; line-height: 1.45; }}
+.warning {{ background: #fff4e5; border-left: 4px solid #e67700; padding: .6rem; }}
+table {{ border-collapse: collapse; margin: 1rem 0; }}
+th, td {{ text-align: left; padding: .25rem .8rem; border-bottom: 1px solid #ddd; }}
+table.metrics td:nth-child(2) {{ text-align: right;
+                                 font-variant-numeric: tabular-nums; }}
+.figures {{ display: grid; gap: 1rem;
+            grid-template-columns: repeat(auto-fit, minmax(28rem, 1fr)); }}
+figure {{ margin: 0; }}
+figure.wide {{ grid-column: 1 / -1; }}
+img {{ max-width: 100%; height: auto; border: 1px solid #eee; }}
+figcaption {{ color: #555; font-size: .9rem; }}
+code {{ overflow-wrap: anywhere; }}
+.card {{ border-top: 2px solid #ccc; margin-top: 2rem; }}
+</style>
+</head>
+<body>
+{body}
+</body>
+</html>
+"""
