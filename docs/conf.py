@@ -265,7 +265,8 @@ html_theme_options = {
 }
 html_context = {"default_mode": "auto"}
 html_show_sourcelink = False
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["code_blocks.css"]
 
 
 def setup(app):

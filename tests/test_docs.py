@@ -75,3 +75,44 @@ def test_api_reference_indexes_every_public_class_and_function():
             if is_object and f"{module_name}.{name}" not in indexed:
                 missing.append(f"{module_name}.{name}")
     assert not missing, f"docs/api.rst does not index {missing}"
+
+
+BUILT_DOCS = API_PAGE.parent / "_build" / "html"
+
+# Each code block of a page: whether it overflows its column, and how.
+_CODE_BLOCKS = """Array.from(document.querySelectorAll("div.highlight pre"), pre => ({
+    language: pre.parentElement.parentElement.className,
+    overflows: pre.scrollWidth > pre.clientWidth + 1,
+    overflowX: getComputedStyle(pre).overflowX,
+}))"""
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(
+    "page",
+    [
+        "user_guide/quickstart.html",
+        "user_guide/installation.html",
+        "user_guide/cli.html",
+    ],
+)
+def test_built_pages_show_every_command_whole_on_a_1280_px_screen(chromium, page):
+    import os
+
+    from browser import visit
+
+    built = BUILT_DOCS / page
+    if not built.is_file():
+        reason = f"the documentation is not built ({built} is missing)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; .ci/run builds it before the tests.")
+        pytest.skip(reason)
+    seen = visit(chromium, built.as_uri(), width=1280, expression=_CODE_BLOCKS)
+    assert seen.scroll_width <= 1280
+    blocks = seen.value
+    assert blocks
+    for block in blocks:
+        if re.search(r"highlight-(console|text|bash)", block["language"]):
+            assert not block["overflows"], block  # commands wrap, whole
+        elif block["overflows"]:
+            assert block["overflowX"] in ("auto", "scroll"), block  # code scrolls
