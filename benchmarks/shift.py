@@ -20,7 +20,9 @@ Reported per shift: ROC AUC, recall and specificity at the recipe's threshold,
 expected calibration error (10 equal-width bins) and Brier score, and the worst
 case over the shifts. ``--recipe`` picks named variants (see ``RECIPES``); ``--val``
 judges on the val part instead, to choose between recipes without looking at the
-test part.
+test part. ``--tta`` also judges the same networks with test-time augmentation: the
+mean probability over each loaded image and four small zooms and shifts of it
+(``TTA_VARIANTS``), at the same threshold.
 
 Run from the repository root::
 
@@ -39,6 +41,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 from quality import SPLIT_SIZES, common_parser, machine, parse_overrides, write_results
+from scipy import ndimage
 
 from pneumoclf import load_chest_xray, patient_split
 from pneumoclf.metrics import clinical_report
@@ -72,6 +75,7 @@ RECIPES = {
     "smoothed": {"cnn__label_smoothing": 0.1},
     "zoomed": {"cnn__zoom": 0.3, "cnn__shift": 0.15},
     "balanced": {"cnn__class_weight": "balanced"},
+    "global_average": {"cnn__head": "global_average"},
     "equalize_balanced": {
         "load__normalize": "equalize",
         "cnn__class_weight": "balanced",
@@ -159,6 +163,35 @@ def expected_calibration_error(y, score, n_bins=10):
     return float(np.sum(gaps))
 
 
+#: Test-time variants of a loaded image: (scale, row shift, column shift), the
+#: scale and shifts as fractions of the side; (1, 0, 0) is the image itself.
+TTA_VARIANTS = ((1.0, 0, 0), (0.9, 0, 0), (1.1, 0, 0), (1.0, 0, 0.05), (1.0, 0, -0.05))
+
+
+def _zoomed_and_shifted(image, scale, row_shift, column_shift):
+    """``image`` (h, w) seen ``1 / scale`` times larger and moved, edges repeated."""
+    side = np.array(image.shape, dtype=float)
+    centre = (side - 1) / 2
+    offset = centre - scale * centre - np.array([row_shift, column_shift]) * side
+    return ndimage.affine_transform(
+        image, np.diag([scale, scale]), offset=offset, order=1, mode="nearest"
+    )
+
+
+def tta_scores(pipe, paths):
+    """Mean pneumonia probability over the ``TTA_VARIANTS`` of each image."""
+    X = pipe[0].transform(paths)
+    scores = []
+    for variant in TTA_VARIANTS:
+        moved = np.stack([_zoomed_and_shifted(x[..., 0], *variant) for x in X])
+        scores.append(pipe[-1].predict_proba(moved[..., None])[:, 1])
+    return np.mean(scores, axis=0)
+
+
+def plain_scores(pipe, paths):
+    return pipe.predict_proba(paths)[:, 1]
+
+
 def figures(y, score, threshold):
     """AUC, recall and specificity at ``threshold``, ECE and Brier score."""
     report = clinical_report(y, score, threshold)
@@ -198,11 +231,11 @@ def with_prevalence(y, share, seed):
     )  # fmt: skip
 
 
-def told_prevalence(pipe, share, paths):
+def told_prevalence(pipe, share, paths, scores_of=plain_scores):
     """Scores and threshold of the pipeline told that pneumonia has share ``share``."""
     pipe[-1].set_params(prevalence=share)
     try:
-        return pipe.predict_proba(paths)[:, 1], pipe[-1].threshold_
+        return scores_of(pipe, paths), pipe[-1].threshold_
     finally:
         pipe[-1].set_params(prevalence=None)
 
@@ -214,8 +247,8 @@ def fit_recipe(recipe, data, train, seed, overrides):
     return pipe, time.perf_counter() - start
 
 
-def study(recipe, data, seed, judged_on, overrides):
-    """Every shift's figures for one recipe trained on one split."""
+def study(recipe, data, seed, judged_on, overrides, scorers):
+    """Every shift's figures for one recipe trained on one split, per scorer."""
     train, val, test = patient_split(
         data.paths, data.target, groups=data.groups, sizes=SPLIT_SIZES,
         random_state=seed,
@@ -224,37 +257,47 @@ def study(recipe, data, seed, judged_on, overrides):
     pipe, seconds = fit_recipe(recipe, data, train, seed, overrides)
     threshold = pipe[-1].threshold_
     paths, y = data.paths[judged], data.target[judged]
-    score = pipe.predict_proba(paths)[:, 1]
-    rows = {"none": figures(y, score, threshold)}
+    rows = {name: {} for name in scorers}
     with tempfile.TemporaryDirectory() as folder:
-        for name, shift in SHIFTS.items():
-            copies = shifted_copies(paths, shift, Path(folder) / name)
-            rows[name] = figures(y, pipe.predict_proba(copies)[:, 1], threshold)
-    for share in PREVALENCES:
-        resample = with_prevalence(y, share, seed)
-        rows[f"prevalence {share:.1%}"] = figures(
-            y[resample], score[resample], threshold
-        )
-        if pipe[-1].calibration_ is not None:
-            # The same images, the model told the new share (prevalence=share).
-            told_score, told_threshold = told_prevalence(pipe, share, paths[resample])
-            rows[f"prevalence {share:.1%}, told"] = figures(
-                y[resample], told_score, told_threshold
-            )
+        shifted = {
+            name: shifted_copies(paths, shift, Path(folder) / name)
+            for name, shift in SHIFTS.items()
+        }
+        for scorer, scores_of in scorers.items():
+            score = scores_of(pipe, paths)
+            rows[scorer]["none"] = figures(y, score, threshold)
+            for name, copies in shifted.items():
+                rows[scorer][name] = figures(y, scores_of(pipe, copies), threshold)
+            for share in PREVALENCES:
+                resample = with_prevalence(y, share, seed)
+                rows[scorer][f"prevalence {share:.1%}"] = figures(
+                    y[resample], score[resample], threshold
+                )
+                if pipe[-1].calibration_ is not None:
+                    # The same images, the model told the share (prevalence=share).
+                    told_score, told_threshold = told_prevalence(
+                        pipe, share, paths[resample], scores_of
+                    )
+                    rows[scorer][f"prevalence {share:.1%}, told"] = figures(
+                        y[resample], told_score, told_threshold
+                    )
     for name, (label, member) in SUBGROUPS.items():
         in_group = np.array([member(p) for p in data.paths])
         sub_pipe, _ = fit_recipe(recipe, data, train[~in_group[train]], seed, overrides)
         tested = judged[(data.target[judged] != label) | in_group[judged]]
-        sub_score = sub_pipe.predict_proba(data.paths[tested])[:, 1]
-        rows[f"unseen {name}"] = figures(
-            data.target[tested], sub_score, sub_pipe[-1].threshold_
-        )
+        for scorer, scores_of in scorers.items():
+            rows[scorer][f"unseen {name}"] = figures(
+                data.target[tested],
+                scores_of(sub_pipe, data.paths[tested]),
+                sub_pipe[-1].threshold_,
+            )
     return {
         "seed": seed,
         "threshold": threshold,
         "n_epochs": pipe[-1].n_epochs_,
         "fit_seconds": seconds,
-        "shifts": rows,
+        "shifts": rows["plain"],
+        **({"shifts_tta": rows["tta"]} if "tta" in rows else {}),
     }
 
 
@@ -288,14 +331,26 @@ def markdown(result):
                 "| shift | AUC | recall | specificity | ECE | Brier |",
                 "|---|---|---|---|---|---|",
             ]
-            rows = {**run["shifts"], "worst case": run["worst_case"]}
-            for name, row in rows.items():
-                lines.append(
-                    f"| {name} | {row['roc_auc']:.4f} | {row['recall']:.2%} | "
-                    f"{row['specificity']:.2%} | {row['ece']:.3f} | "
-                    f"{row['brier']:.3f} |"
-                )
-            lines.append("")
+            lines += _shift_table(run["shifts"])
+            if "shifts_tta" in run:
+                lines += [
+                    "With test-time augmentation, at the same threshold:",
+                    "",
+                    "| shift | AUC | recall | specificity | ECE | Brier |",
+                    "|---|---|---|---|---|---|",
+                    *_shift_table(run["shifts_tta"]),
+                ]
+    return "\n".join(lines)
+
+
+def _shift_table(shifts):
+    rows = {**shifts, "worst case": worst_case(shifts)}
+    lines = [
+        f"| {name} | {row['roc_auc']:.4f} | {row['recall']:.2%} | "
+        f"{row['specificity']:.2%} | {row['ece']:.3f} | {row['brier']:.3f} |"
+        for name, row in rows.items()
+    ]
+    return [*lines, ""]
     return "\n".join(lines)
 
 
@@ -304,7 +359,11 @@ def main(argv=None):
     parser.add_argument("--recipes", nargs="+", default=["previous", "current"])
     parser.add_argument("--val", action="store_true", help="judge on the val part")
     parser.add_argument("--name", default="shift", help="output file stem")
+    parser.add_argument(
+        "--tta", action="store_true", help="also judge with test-time augmentation"
+    )
     args = parser.parse_args(argv)
+    scorers = {"plain": plain_scores, **({"tta": tta_scores} if args.tta else {})}
     data = load_chest_xray(args.data)
     overrides = {
         "load__image_size": args.image_size,
@@ -322,8 +381,10 @@ def main(argv=None):
     for recipe in args.recipes:
         runs = []
         for seed in args.seeds:
-            run = study(recipe, data, seed, judged_on, overrides)
+            run = study(recipe, data, seed, judged_on, overrides, scorers)
             run["worst_case"] = worst_case(run["shifts"])
+            if args.tta:
+                run["worst_case_tta"] = worst_case(run["shifts_tta"])
             runs.append(run)
             print(
                 f"{recipe} seed {seed}: done in {run['fit_seconds']:.0f} s", flush=True

@@ -10,6 +10,9 @@ SETTINGS = [
     for blocks, kernel, norm, padding in itertools.product(
         [1, 3], [3, 5], [False, True], ["auto", "same"]
     )
+] + [
+    dict(n_conv_blocks=blocks, batch_norm=norm, head="global_average")
+    for blocks, norm in itertools.product([1, 3], [False, True])
 ]
 
 
@@ -21,6 +24,18 @@ def test_count_weights_matches_the_built_network(shape):
         assert count_weights(shape, filters=4, dense_units=6, **settings) == (
             network.count_params()
         ), settings
+
+
+def test_a_global_average_head_feeds_one_mean_per_filter_to_the_dense_layer():
+    import numpy as np
+
+    network = build_cnn((32, 32, 1), filters=4, dense_units=6, head="global_average")
+    head = network.get_layer("global_average")
+    assert network.get_layer("dense").kernel.shape == (4, 6)
+    maps = np.random.default_rng(0).random((2, 3, 3, 4)).astype("float32")
+    np.testing.assert_allclose(head(maps), maps.mean(axis=(1, 2)), rtol=1e-6)
+    flattened = build_cnn((32, 32, 1), filters=4, dense_units=6)
+    assert flattened.get_layer("dense").kernel.shape[0] > 4  # every position
 
 
 def test_count_weights_of_an_enormous_network_costs_nothing():

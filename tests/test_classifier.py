@@ -335,6 +335,7 @@ def test_warm_start_chooses_the_threshold_and_calibration_again(data):
     [
         ({"filters": 8}, "architecture parameters"),
         ({"n_conv_blocks": 1}, "architecture parameters"),
+        ({"head": "global_average"}, "architecture parameters"),
     ],
 )
 def test_warm_start_refuses_a_network_its_parameters_no_longer_describe(

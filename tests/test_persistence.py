@@ -1230,3 +1230,13 @@ def test_weights_missing_for_a_layer_are_refused(awkward_model_file, tmp_path):
 
     with pytest.raises(ModelFileError, match="weights do not fit the network"):
         load_model(path)
+
+
+def test_a_global_average_head_round_trips(images, tmp_path):
+    X, y = images
+    clf = PneumoniaCNNClassifier(head="global_average", **SMALL).fit(X, y)
+    path = tmp_path / "model.pneumoclf"
+    save_model(clf, path)
+    loaded = load_model(path)
+    assert loaded.head == "global_average"
+    _assert_same_classifier(loaded, clf, X)

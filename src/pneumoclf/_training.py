@@ -508,7 +508,7 @@ def check_same_architecture(classifier, model, image_shape):
         raise ValueError(
             "warm_start trains the fitted network further, but its architecture "
             "parameters (n_conv_blocks, filters, kernel_size, dense_units, "
-            f"batch_norm, padding) now describe a network of {expected} weights, "
+            f"batch_norm, padding, head) now describe a network of {expected} weights, "
             f"not its {model.count_params()}. Restore them, or fit with "
             "warm_start=False."
         )
@@ -629,6 +629,7 @@ def _architecture(classifier):
         dense_units=classifier.dense_units,
         batch_norm=classifier.batch_norm,
         padding=classifier.padding,
+        head=classifier.head,
     )
 
 

@@ -72,6 +72,7 @@ def count_weights(
     dense_units=128,
     batch_norm=False,
     padding="auto",
+    head="flatten",
 ):
     """Count the weights :func:`build_cnn` would create, without building anything.
 
@@ -81,7 +82,7 @@ def count_weights(
     Parameters
     ----------
     input_shape, n_conv_blocks, filters, kernel_size, dense_units, batch_norm, \
-padding
+padding, head
         As for :func:`build_cnn`.
 
     Returns
@@ -112,7 +113,7 @@ padding
             _side_after_block(side, kernel_size, padding) for side in (height, width)
         )
         channels = filters
-    n_hidden_inputs = height * width * channels
+    n_hidden_inputs = height * width * channels if head == "flatten" else channels
     return n_weights + (n_hidden_inputs + 1) * dense_units + dense_units + 1
 
 
@@ -190,6 +191,7 @@ def build_cnn(
     dropout=0.0,
     batch_norm=False,
     padding="auto",
+    head="flatten",
     rotation=0.0,
     zoom=0.0,
     shift=0.0,
@@ -219,6 +221,11 @@ def build_cnn(
         Whether each convolution is followed by batch normalisation.
     padding : {"auto", "valid", "same"}, default="auto"
         Convolution and pooling padding; see :func:`resolve_padding`.
+    head : {"flatten", "global_average"}, default="flatten"
+        How the last block's feature maps reach the dense layer: all of them,
+        flattened (the reference network), or each map's mean
+        (``GlobalAveragePooling2D``), which ignores where in the image a
+        feature lies and has ``filters`` inputs instead of ``h * w * filters``.
     rotation, zoom, shift, contrast : float, default=0.0
         Augmentation strengths; see :func:`augmentation_layers`.
     optimizer : {"adam", "adamw", "rmsprop", "sgd"}, default="adam"
@@ -269,7 +276,7 @@ def build_cnn(
             batch_norm,
             _initializer(seed, 10 + block),
         )
-    x = keras.layers.Flatten(name="flatten")(x)
+    x = HEADS[head](name=head)(x)
     x = keras.layers.Dense(
         dense_units,
         activation="relu",
@@ -291,6 +298,13 @@ def build_cnn(
         metrics=[keras.metrics.AUC(name="auc")],
     )
     return model
+
+
+#: The layers that :func:`build_cnn`'s ``head`` names.
+HEADS = {
+    "flatten": keras.layers.Flatten,
+    "global_average": keras.layers.GlobalAveragePooling2D,
+}
 
 
 # Layers that act only while training: at inference they pass images through.

@@ -21,7 +21,7 @@ from sklearn.utils.validation import (
 from . import _training
 from ._calibration import calibrated, with_prevalence
 from ._utils import binary_target, is_pneumonia
-from .architecture import OPTIMIZERS
+from .architecture import HEADS, OPTIMIZERS
 from .preprocessing._provenance import paths_of
 
 __all__ = ["PneumoniaCNNClassifier"]
@@ -68,6 +68,10 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
     padding : {"auto", "valid", "same"}, default="auto"
         Convolution padding. ``"auto"`` is ``"valid"`` (the reference) when the
         images are large enough, ``"same"`` for small images and tables.
+    head : {"flatten", "global_average"}, default="flatten"
+        How the last block's feature maps reach the dense layer: flattened (the
+        reference), or averaged over the image, one value per filter, which
+        does not depend on where a feature lies.
     optimizer : {"adam", "adamw", "rmsprop", "sgd"}, default="adam"
         Optimiser.
     learning_rate : float, default=1e-3
@@ -224,6 +228,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "batch_norm": ["boolean"],
         "padding": [StrOptions({"auto", "valid", "same"})],
+        "head": [StrOptions(set(HEADS))],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
@@ -259,6 +264,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         dropout=0.0,
         batch_norm=False,
         padding="auto",
+        head="flatten",
         optimizer="adam",
         learning_rate=1e-3,
         label_smoothing=0.0,
@@ -290,6 +296,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         self.dropout = dropout
         self.batch_norm = batch_norm
         self.padding = padding
+        self.head = head
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.label_smoothing = label_smoothing
