@@ -299,3 +299,22 @@ def test_the_browser_check_sees_a_broken_page(chromium, tmp_path):
     assert seen.images == [{"alt": "gone", "complete": True, "naturalWidth": 0}]
     assert "drawn wrong" in seen.errors
     assert any("ERR_FILE_NOT_FOUND" in error for error in seen.errors)
+
+
+def test_n_worst_limits_the_errors_shown(tmp_path):
+    from PIL import Image
+
+    paths = []
+    for i in range(6):
+        paths.append(str(tmp_path / f"case_{i}.png"))
+        Image.new("L", (8, 8), 40 * i).save(paths[-1])
+    y = np.array([1, 1, 1, 0, 0, 0])
+    scores = np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9])  # every image misjudged
+    page = write_report(tmp_path / "report", y, scores, 0.5, paths=paths, n_worst=2)
+    rows = re.findall(r"<tr><td>(false \w+)</td><td>([\d.]+)</td>", page.read_text())
+    assert rows == [
+        ("false negative", "0.1000"),
+        ("false negative", "0.2000"),
+        ("false positive", "0.9000"),
+        ("false positive", "0.8000"),
+    ]

@@ -17,19 +17,23 @@ def data():
     return blob_images(80, 16, seed=0)
 
 
-def test_groups_keep_each_patient_on_one_side_of_the_validation_split(
-    data, monkeypatch
-):
-    X, y = data
-    groups = np.arange(len(y)) // 4
-    parts = {}
+@pytest.fixture
+def parts(monkeypatch):
+    """The training and validation indices of the next fit, once it has split."""
+    recorded = {}
     split = _training._validation_split
 
     def recording_split(*args):
-        parts["train"], parts["validation"] = split(*args)
-        return parts["train"], parts["validation"]
+        recorded["train"], recorded["validation"] = split(*args)
+        return recorded["train"], recorded["validation"]
 
     monkeypatch.setattr(_training, "_validation_split", recording_split)
+    return recorded
+
+
+def test_groups_keep_each_patient_on_one_side_of_the_validation_split(data, parts):
+    X, y = data
+    groups = np.arange(len(y)) // 4
     PneumoniaCNNClassifier(**FAST).fit(X, y, groups=groups)
     assert len(parts["validation"]) >= 4
     assert set(groups[parts["train"]]).isdisjoint(groups[parts["validation"]])
@@ -45,21 +49,11 @@ def test_groups_keep_each_patient_on_one_side_of_the_validation_split(
         {"threshold": "auto", "calibration": "platt", "prevalence": 0.8},
     ],
 )
-def test_the_validation_report_describes_the_validation_part(
-    data, monkeypatch, settings
-):
+def test_the_validation_report_describes_the_validation_part(data, parts, settings):
     from sklearn.metrics import recall_score, roc_auc_score
 
     X, y = data
     groups = np.arange(len(y)) // 2
-    parts = {}
-    split = _training._validation_split
-
-    def recording_split(*args):
-        parts["train"], parts["validation"] = split(*args)
-        return parts["train"], parts["validation"]
-
-    monkeypatch.setattr(_training, "_validation_split", recording_split)
     classifier = PneumoniaCNNClassifier(**FAST, **settings).fit(X, y, groups=groups)
     validation = parts["validation"]
     y_validation = y[validation]

@@ -500,6 +500,7 @@ def save_evaluation_figures(
     groups=None,
     kept=None,
     paths=None,
+    n_worst=4,
 ):
     """Write the figures of an evaluation as PNG files, named as in FIGURE_NAMES.
 
@@ -517,6 +518,8 @@ def save_evaluation_figures(
         The epoch whose weights were kept, marked on the training curves.
     paths : sequence of str, default=None
         The image file of each score; the worst errors are drawn when given.
+    n_worst : int, default=4
+        Most false negatives and false positives drawn.
 
     Returns
     -------
@@ -538,7 +541,8 @@ def save_evaluation_figures(
     if history:
         figures.append((plot_training_curves(history, kept_epoch=kept), training))
     if paths is not None:
-        figures.append((plot_worst_errors(paths, y_true, y_score, threshold), errors))
+        worst = plot_worst_errors(paths, y_true, y_score, threshold, n=n_worst)
+        figures.append((worst, errors))
     return [_save(figure, path) for figure, path in figures]
 
 

@@ -365,7 +365,8 @@ def write_report(
     title : str, default="Evaluation report"
         The page's heading.
     n_worst : int, default=4
-        Most false negatives and false positives shown.
+        Most false negatives and false positives shown, in the figure and the
+        table.
 
     Returns
     -------
@@ -387,6 +388,7 @@ def write_report(
         groups=groups,
         kept=kept_epoch,
         paths=paths,
+        n_worst=n_worst,
     )
     body = [
         f"<h1>{html.escape(title)}</h1>",
