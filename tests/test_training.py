@@ -40,6 +40,7 @@ def test_groups_keep_each_patient_on_one_side_of_the_validation_split(data, part
     assert len(parts["train"]) + len(parts["validation"]) == len(y)
 
 
+@pytest.mark.usefixtures("eager")
 @pytest.mark.parametrize(
     "settings",
     [
