@@ -114,7 +114,7 @@ def run_train(args):
     _fit_trained(pipeline, data.paths, _labels(data), cnn__groups=data.groups)
     card = model_card(pipeline, data, data_dir=args.data_dir)
     save_model(pipeline, args.output, key=key, model_card=card)
-    card_path = model_card_path(args.output)
+    card_path = _model_card_path(args.output)
     _write_text(card, card_path)
     classifier = pipeline[-1]
     if not args.quiet:
@@ -125,7 +125,7 @@ def run_train(args):
     return 0
 
 
-def model_card_path(model_path):
+def _model_card_path(model_path):
     """Where ``train`` writes the model card of ``model_path``: ``NAME.card.md``."""
     return model_path.with_suffix(".card.md")
 
