@@ -187,7 +187,7 @@ def test_info_prints_the_model_card_train_wrote(trained, capsys):
     assert status == 0
     assert out == model.with_name("model.card.md").read_text(encoding="utf-8")
     assert out.startswith("# Model card")
-    assert "(folders: train, val): 24 images of 20 patients NORMAL" in out
+    assert "(folders: train, val): NORMAL 24 images of 20 patients" in out
 
 
 def test_info_on_a_model_without_a_card_says_so(awkward_pipeline, tmp_path, capsys):

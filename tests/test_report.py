@@ -92,7 +92,7 @@ def test_the_model_card_follows_the_headings_of_mitchell_et_al(card):
 
 def test_the_model_card_describes_the_training_data(card, training_root):
     assert f"48 images from `{training_root}` (folders: train)" in card
-    assert "24 images of 24 patients NORMAL, 24 images of 24 patients PNEUMONIA" in card
+    assert "NORMAL 24 images of 24 patients, PNEUMONIA 24 images of 24 patients" in card
 
 
 def test_the_model_card_reports_what_the_validation_part_showed(trained, card):

@@ -216,25 +216,23 @@ def _training_data(classifier, data, data_dir):
     groups = np.asarray(data.groups)
     where = f" from `{data_dir}`" if data_dir is not None else ""
     splits = sorted(set(data.get("split", [])) - {""})
-    items = [
+    return [
         f"{len(target)} images{where}"
         + (f" (folders: {', '.join(splits)})" if splits else "")
-        + f": {_count(target, 0, groups)} NORMAL, {_count(target, 1, groups)} "
-        "PNEUMONIA.",
+        + f": NORMAL {_count(target, 0, groups)}, PNEUMONIA "
+        f"{_count(target, 1, groups)}.",
         "Outcome: the label of the folder each image lies in (NORMAL, "
         "PNEUMONIA), as the data's graders gave it.",
         "Every image was read; a file that cannot be read stops training with its "
         "name, so no image was silently left out or imputed.",
         f"Class weights: {classifier.class_weight}.",
     ]
-    return items
 
 
 def _count(target, label, groups):
     of_class = target == label
-    return (
-        f"{int(of_class.sum())} images of {len(np.unique(groups[of_class]))} patients"
-    )
+    n_patients = len(np.unique(groups[of_class]))
+    return f"{int(of_class.sum())} images of {n_patients} patients"
 
 
 def _evaluation_data(classifier):
