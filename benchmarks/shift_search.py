@@ -35,6 +35,9 @@ from pneumoclf.tuning import tune
 #: Least recall under every shift for a trial to be ranked by its specificity.
 MIN_RECALL = 0.95
 
+# Every scored trial's rows, in the order the trials finished (one process).
+SCORED = []
+
 #: The pipeline parameters the study draws.
 LEVERS = ("cnn__zoom", "cnn__shift", "cnn__contrast", "cnn__dropout", "cnn__head")
 
@@ -76,10 +79,6 @@ def worst_shift_score(pipeline, paths, y):
     if recall < MIN_RECALL:
         return recall - 1
     return min(row["specificity"] for row in rows.values())
-
-
-# Every scored trial's rows, in the order the trials finished.
-SCORED = []
 
 
 def main(argv=None):
