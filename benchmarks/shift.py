@@ -47,8 +47,14 @@ from pneumoclf import load_chest_xray, patient_split
 from pneumoclf.metrics import clinical_report
 from pneumoclf.recipes import make_pipeline
 
-#: Recipe variants, as pipeline parameters on top of ``make_pipeline()``.
-RECIPES = {
+#: The settings of version 0.1's recipe that later versions changed, so that the
+#: variants below stay what they were measured as, whatever ``make_pipeline()``
+#: ships now.
+VERSION_0_1 = {"cnn__class_weight": None, "cnn__blur": 0.0, "cnn__target_recall": 0.99}
+
+#: Recipe variants, as pipeline parameters on top of version 0.1's recipe
+#: (``make_pipeline()`` with ``VERSION_0_1``).
+_VARIANTS = {
     # The recipe before calibration, loss-based early stopping and its augmentation.
     "previous": {
         "cnn__monitor": "auc",
@@ -59,8 +65,8 @@ RECIPES = {
     },
     # Calibration and loss-based early stopping, with the previous augmentation.
     "calibrated": {"cnn__zoom": 0.1, "cnn__shift": 0.05, "cnn__contrast": 0.1},
-    # What make_pipeline() ships now.
-    "current": {},
+    # Version 0.1's recipe: calibration, loss-based early stopping, augmented.
+    "v0.1": {},
     "recall_97": {"cnn__target_recall": 0.97},
     "equalize": {"load__normalize": "equalize"},
     # Stronger geometric and photometric augmentation: framing and exposure vary.
@@ -70,11 +76,13 @@ RECIPES = {
         "cnn__zoom": 0.2,
         "cnn__shift": 0.1,
     },
-    # Levers on top of the current recipe.
+    # Levers on top of version 0.1's recipe.
     "batch_norm": {"cnn__batch_norm": True},
     "smoothed": {"cnn__label_smoothing": 0.1},
     "zoomed": {"cnn__zoom": 0.3, "cnn__shift": 0.15},
     "balanced": {"cnn__class_weight": "balanced"},
+    "blur": {"cnn__blur": 1.0},
+    "balanced_blur": {"cnn__class_weight": "balanced", "cnn__blur": 1.0},
     "global_average": {"cnn__head": "global_average"},
     # The best trial of shift_search.py (seed 0), rounded.
     "searched": {
@@ -88,6 +96,12 @@ RECIPES = {
         "load__normalize": "equalize",
         "cnn__class_weight": "balanced",
     },
+}
+
+#: Every recipe by name: "current" is what ``make_pipeline()`` ships now.
+RECIPES = {
+    "current": {},
+    **{name: {**VERSION_0_1, **params} for name, params in _VARIANTS.items()},
 }
 
 

@@ -46,7 +46,7 @@ def test_count_weights_is_unchanged_by_augmentation():
     plain = count_weights((32, 32, 1), filters=4, dense_units=6)
     augmented = build_cnn(
         (32, 32, 1), filters=4, dense_units=6, rotation=0.1, zoom=0.2, shift=0.1,
-        contrast=0.3,
+        contrast=0.3, blur=1.0,
     )  # fmt: skip
 
     assert augmented.count_params() == plain
@@ -60,7 +60,7 @@ def test_the_inference_network_predicts_as_the_network_without_its_random_layers
 
     network = build_cnn(
         (24, 24, 1), filters=4, dense_units=6, batch_norm=True, dropout=0.5,
-        rotation=0.2, zoom=0.2, shift=0.2, contrast=0.5, seed=0,
+        rotation=0.2, zoom=0.2, shift=0.2, contrast=0.5, blur=1.0, seed=0,
     )  # fmt: skip
     inference = inference_network(network)
     images = np.random.default_rng(0).random((4, 24, 24, 1)).astype("float32")
@@ -70,5 +70,27 @@ def test_the_inference_network_predicts_as_the_network_without_its_random_layers
     )
     kinds = {type(layer) for layer in inference.layers}
     assert keras.layers.Dropout not in kinds and keras.layers.RandomZoom not in kinds
+    assert keras.layers.RandomGaussianBlur not in kinds
     # The layers, and so the weights, are shared, not copied.
     assert network.get_layer("conv_1") is inference.get_layer("conv_1")
+
+
+def test_the_blur_augmentation_only_softens_training_images():
+    import numpy as np
+
+    from pneumoclf.architecture import augmentation_layers
+
+    (blur,) = augmentation_layers(blur=1.0, seed=0)
+    checkerboard = np.indices((16, 16)).sum(axis=0) % 2
+    images = np.repeat(checkerboard[None, ..., None], 64, axis=0).astype("float32")
+
+    def edge_energy(batch):
+        return np.abs(np.diff(np.asarray(batch), axis=1)).mean(axis=(1, 2, 3))
+
+    trained = np.asarray(blur(images, training=True))
+    softened = edge_energy(trained) < edge_energy(images) - 1e-3
+    # About half of the images are blurred, none sharpened, all kept in [0, 1].
+    assert 0 < softened.sum() < len(images)
+    assert np.all(edge_energy(trained) <= edge_energy(images) + 1e-6)
+    assert trained.min() >= 0 and trained.max() <= 1
+    np.testing.assert_array_equal(blur(images, training=False), images)

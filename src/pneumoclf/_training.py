@@ -607,6 +607,7 @@ def build_network(classifier, image_shape, seed=None):
         zoom=classifier.zoom,
         shift=classifier.shift,
         contrast=classifier.contrast,
+        blur=classifier.blur,
         optimizer=classifier.optimizer,
         learning_rate=classifier.learning_rate,
         label_smoothing=classifier.label_smoothing,

@@ -6,6 +6,8 @@ convolution with 32 filters, ReLU and 2x2 max pooling, then a dense layer of
 128 ReLU units and one sigmoid output.
 """
 
+import math
+
 import keras
 
 __all__ = [
@@ -123,7 +125,9 @@ def _side_after_block(side, kernel_size, padding):
     return (side - kernel_size + 1) // 2
 
 
-def augmentation_layers(*, rotation=0.0, zoom=0.0, shift=0.0, contrast=0.0, seed=None):
+def augmentation_layers(
+    *, rotation=0.0, zoom=0.0, shift=0.0, contrast=0.0, blur=0.0, seed=None
+):
     """Random augmentation layers, active only while training.
 
     Parameters
@@ -136,6 +140,11 @@ def augmentation_layers(*, rotation=0.0, zoom=0.0, shift=0.0, contrast=0.0, seed
         Largest translation, as a fraction of the image side.
     contrast : float, default=0.0
         Largest contrast change factor, for images scaled to [0, 1].
+    blur : float, default=0.0
+        Largest standard deviation, in pixels, of a Gaussian blur given to about
+        half of the training images (a strength drawn per batch up to it), so
+        that sharpness, which differs between machines and sites, is not learnt
+        as a sign of either class.
     seed : int or None, default=None
         Seed of the random draws.
 
@@ -169,6 +178,16 @@ def augmentation_layers(*, rotation=0.0, zoom=0.0, shift=0.0, contrast=0.0, seed
                 contrast, value_range=(0, 1), seed=_layer_seed(seed, 4)
             )
         )
+    if blur:
+        layers.append(
+            keras.layers.RandomGaussianBlur(
+                factor=1.0,
+                kernel_size=2 * math.ceil(2 * blur) + 1,
+                sigma=(0.0, blur),
+                value_range=(0, 1),
+                seed=_layer_seed(seed, 8),
+            )
+        )
     return layers
 
 
@@ -196,6 +215,7 @@ def build_cnn(
     zoom=0.0,
     shift=0.0,
     contrast=0.0,
+    blur=0.0,
     optimizer="adam",
     learning_rate=1e-3,
     label_smoothing=0.0,
@@ -226,7 +246,7 @@ def build_cnn(
         flattened (the reference network), or each map's mean
         (``GlobalAveragePooling2D``), which ignores where in the image a
         feature lies and has ``filters`` inputs instead of ``h * w * filters``.
-    rotation, zoom, shift, contrast : float, default=0.0
+    rotation, zoom, shift, contrast, blur : float, default=0.0
         Augmentation strengths; see :func:`augmentation_layers`.
     optimizer : {"adam", "adamw", "rmsprop", "sgd"}, default="adam"
         Optimiser name.
@@ -263,7 +283,12 @@ def build_cnn(
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = inputs
     for layer in augmentation_layers(
-        rotation=rotation, zoom=zoom, shift=shift, contrast=contrast, seed=seed
+        rotation=rotation,
+        zoom=zoom,
+        shift=shift,
+        contrast=contrast,
+        blur=blur,
+        seed=seed,
     ):
         x = layer(x)
     for block in range(1, n_conv_blocks + 1):
@@ -313,6 +338,7 @@ _TRAINING_ONLY_LAYERS = (
     keras.layers.RandomZoom,
     keras.layers.RandomTranslation,
     keras.layers.RandomContrast,
+    keras.layers.RandomGaussianBlur,
     keras.layers.Dropout,
 )
 

@@ -114,6 +114,11 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         Largest random translation while training, as a fraction of the side.
     contrast : float, default=0.1
         Largest random contrast change while training.
+    blur : float, default=0.0
+        Largest standard deviation, in pixels of the network's input, of a random
+        Gaussian blur given to about half of the training images, so that
+        sharpness, which differs between X-ray machines and sites, is not learnt
+        as a sign of pneumonia. 0 blurs nothing.
     threshold : float in [0, 1) or "auto", default=0.5
         Decision threshold on the pneumonia probability used by :meth:`predict`
         (pneumonia where the probability reaches it; 1 is refused, as it would
@@ -244,6 +249,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         "zoom": [Interval(Real, 0, 1, closed="left")],
         "shift": [Interval(Real, 0, 1, closed="left")],
         "contrast": [Interval(Real, 0, 1, closed="both")],
+        "blur": [Interval(Real, 0, None, closed="left")],
         "threshold": [Interval(Real, 0, 1, closed="left"), StrOptions({"auto"})],
         "target_recall": [Interval(Real, 0, 1, closed="right"), None],
         "calibration": [StrOptions({"platt", "temperature"}), None],
@@ -280,6 +286,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         zoom=0.1,
         shift=0.05,
         contrast=0.1,
+        blur=0.0,
         threshold=0.5,
         target_recall=None,
         calibration=None,
@@ -312,6 +319,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         self.zoom = zoom
         self.shift = shift
         self.contrast = contrast
+        self.blur = blur
         self.threshold = threshold
         self.target_recall = target_recall
         self.calibration = calibration
