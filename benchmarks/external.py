@@ -274,6 +274,9 @@ def _with_interval(row, name, percent=True):
     return f"{form.format(row[name])} [{form.format(low)}, {form.format(high)}]"
 
 
+_RULE_STYLES = (":", "-.", (0, (1, 4)), (0, (3, 3)), (0, (5, 1)))
+
+
 def score_figure(result, external, path):
     """Histograms of the external scores of each class, one panel per recipe."""
     import matplotlib
@@ -292,6 +295,14 @@ def score_figure(result, external, path):
         plot_score_distributions(
             external.target, np.array(run["scores"]), run["threshold"], ax=ax
         )
+        for (target, rule), style in zip(
+            run["rules"].items(), _RULE_STYLES, strict=False
+        ):
+            ax.axvline(
+                rule["threshold"], color="grey", linestyle=style,
+                label=f"target recall {float(target):.2f}: {rule['threshold']:.3f}",
+            )  # fmt: skip
+        ax.legend(fontsize="small")
         ax.set_title(f"{recipe}, seed {run['seed']}: external scores")
     figure.tight_layout()
     figure.savefig(path, dpi=100)

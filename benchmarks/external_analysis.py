@@ -14,7 +14,9 @@ normals of its own validation patients:
 * **neighbours**: the share of pneumonia among the ten training images nearest
   to each external normal in the network's penultimate features, for the normals
   it calls pneumonia and those it does not;
-* **naming series**: specificity of the ``IM-*`` and ``NORMAL2-IM-*`` normals;
+* **naming series and provenance**: specificity of the ``IM-*`` and
+  ``NORMAL2-IM-*`` normals, and of the external normals of verified and of
+  unresolved provenance (the set's ``MANIFEST.csv``);
 * **heat maps** (``--figure``) of the external normals with the highest scores.
 
 Run from the repository root::
@@ -29,7 +31,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from external import DEFAULT_EXTERNAL, validation_part
+from external import DEFAULT_EXTERNAL, validation_part, verified_mask
 from quality import common_parser, machine, write_results
 from scipy import ndimage
 from scipy.stats import spearmanr
@@ -165,6 +167,19 @@ def series_table(paths, y, score, threshold):
     return rows
 
 
+def provenance_table(verified, y, score, threshold):
+    """Specificity of the normals of verified and of unresolved provenance."""
+    rows = {}
+    for name, mask in (("verified", verified), ("unresolved", ~verified)):
+        normals = score[mask & (y == 0)]
+        rows[name] = {
+            "n": len(normals),
+            "specificity": float(np.mean(normals < threshold)),
+            "median_score": float(np.median(normals)),
+        }
+    return rows
+
+
 def fitted_pipeline(args, data):
     if args.model is not None:
         from pneumoclf.persistence import load_model
@@ -227,6 +242,11 @@ def markdown(result):
                 f"| {group} | {name} | {row['n']} | {row['specificity']:.1%} | "
                 f"{row['median_score']:.3f} |"
             )
+    for name, row in result["provenance"].items():
+        lines.append(
+            f"| external | {name} provenance | {row['n']} | {row['specificity']:.1%} "
+            f"| {row['median_score']:.3f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -269,6 +289,9 @@ def main(argv=None):
             ),
             "external": series_table(external.paths, ext_y, ext_score, threshold),
         },
+        "provenance": provenance_table(
+            verified_mask(args.external, external.paths), ext_y, ext_score, threshold
+        ),
     }
     write_results(args.out, args.name, result, markdown(result))
     if args.figure:

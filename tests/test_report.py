@@ -16,6 +16,7 @@ from pneumoclf import ImageLoader, PneumoniaCNNClassifier, __version__
 from pneumoclf.datasets import load_chest_xray
 from pneumoclf.metrics import clinical_report, wilson_interval
 from pneumoclf.plotting import FIGURE_NAMES
+from pneumoclf.recipes import EXTERNAL_FIGURES
 from pneumoclf.report import (
     NOT_A_MEDICAL_DEVICE,
     REPORT_NAME,
@@ -124,6 +125,17 @@ def test_the_model_card_records_the_recipe_versions_and_seed(card):
     for setting in ("`cnn__target_recall=0.9`", "`load__image_size=16`"):
         assert setting in card
     assert "Platt scaling fitted on the validation part" in card
+
+
+def test_the_model_card_states_the_recipes_external_figures(card):
+    caveats = card.split("## Caveats and recommendations")[1]
+    every, verified = EXTERNAL_FIGURES["all"], EXTERNAL_FIGURES["verified"]
+    assert f"{every['n_images']} images of {every['n_patients']} patients" in caveats
+    recall, low, high = every["recall"]
+    assert f"recall {recall:.1%} (95% intervals of the seeds from {low:.1%}" in caveats
+    assert f"specificity {every['specificity'][0]:.1%}" in caveats
+    assert f"ROC AUC {every['roc_auc'][0]:.3f}" in caveats
+    assert f"{verified['n_images']} images of verified provenance" in caveats
 
 
 def test_a_card_without_validation_part_says_so(awkward_pipeline, awkward_root):

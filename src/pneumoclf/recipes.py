@@ -16,6 +16,7 @@ __all__ = [
     "DEMO_SPLIT",
     "DEMO_VALIDATION_FRACTION",
     "DROPOUT",
+    "EXTERNAL_FIGURES",
     "IMAGE_SIZE",
     "TARGET_RECALL",
     "image_file_pipeline",
@@ -26,11 +27,13 @@ __all__ = [
 #: Side, in pixels, the images are resized to: the reference experiment's 64.
 IMAGE_SIZE = 64
 
-#: Recall the automatic threshold must reach on the validation patients: a margin
-#: above the 97% sensitivity a recall-first screening asks for, since a threshold
-#: is chosen on a few hundred cases (benchmarks/threshold_rule.py chose it on val
-#: patients of five splits).
-TARGET_RECALL = 0.99
+#: Recall the automatic threshold must reach on the validation patients. The
+#: threshold sits at that share of their pneumonia scores: at 0.99 it rested on the
+#: four lowest of about 400 and swung from 0.14 to 0.69 between seeds; 0.95 holds
+#: the recall a screening needs on separately curated patients, where pneumonia
+#: scores as on the validation patients but healthy children score higher. Chosen
+#: on an external development set (benchmarks/external.py, the Benchmarks page).
+TARGET_RECALL = 0.95
 
 #: Dropout rate before the output layer: on the val patients of three splits it
 #: raised the AUC on each (benchmarks/threshold_rule.py --set dropout=0.3).
@@ -45,6 +48,29 @@ AUGMENTATION = {"zoom": 0.2, "shift": 0.1, "contrast": 0.3}
 #: How the network's output becomes probabilities: Platt scaling fitted on the
 #: validation patients, so that the probabilities mean what they say.
 CALIBRATION = "platt"
+
+#: What models of this recipe showed on an external development set: trained on
+#: the 5,232 images of the Kermany et al. (2018) training folders with seeds 0, 1
+#: and 2, each judged at its own threshold on half of the data set's official test
+#: split, by patient, curated apart from the training folders (benchmarks/external.py;
+#: the Benchmarks page). Per figure and subset (every image; the images of verified
+#: provenance): the mean over the seeds, then the lowest and highest bounds of their
+#: 95% intervals.
+EXTERNAL_FIGURES = {
+    "all": {
+        "n_images": 312,
+        "n_patients": 213,
+        "roc_auc": (0.969, 0.936, 0.987),
+        "recall": (0.966, 0.921, 0.992),
+        "specificity": (0.766, 0.630, 0.887),
+    },
+    "verified": {
+        "n_images": 279,
+        "roc_auc": (0.977, 0.947, 0.992),
+        "recall": (0.966, 0.921, 0.992),
+        "specificity": (0.837, 0.713, 0.916),
+    },
+}
 
 #: The demo's patient-grouped split of the bundled sample: train, validation, test.
 #: The classifier holds out its own validation part of the training images.
@@ -71,7 +97,7 @@ def recipe_params():
     --------
     >>> from pneumoclf.recipes import recipe_params
     >>> recipe_params()["cnn__target_recall"]
-    0.99
+    0.95
     """
     return {
         "load__image_size": IMAGE_SIZE,

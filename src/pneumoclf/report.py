@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._utils import atomic_open
 from .metrics import clinical_report, clinical_report_rows, wilson_interval
 from .plotting import save_evaluation_figures, worst_errors
+from .recipes import EXTERNAL_FIGURES
 
 __all__ = ["REPORT_NAME", "markdown_to_html", "model_card", "write_report"]
 
@@ -312,12 +313,34 @@ def _caveats():
         "Specificity measured on one population often falls at another site or "
         "on a differently curated set, while recall holds better: a threshold "
         "chosen here flags more healthy children elsewhere.",
+        _external_figures(),
         "At a new site, collect local labelled X-rays, check the model on them "
         "(`pneumoclf evaluate MODEL local/ --json`) and choose the threshold "
         "again (see the 'At a new site' section of the threshold guide).",
         "A validation part of a few hundred images knows recall to a few "
         "percentage points only: read the intervals.",
     ]
+
+
+def _external_figures():
+    every, verified = EXTERNAL_FIGURES["all"], EXTERNAL_FIGURES["verified"]
+
+    def figure(name, row, percent=True):
+        mean, low, high = (f"{v:.1%}" if percent else f"{v:.3f}" for v in row[name])
+        return f"{mean} (95% intervals of the seeds from {low} to {high})"
+
+    return (
+        "The recipe of `pneumoclf train`, trained on the Kermany et al. (2018) "
+        "training folders with three seeds, showed at its own thresholds on a "
+        "separately curated set of the same centre (half of its official test "
+        f"split, {every['n_images']} images of {every['n_patients']} patients): "
+        f"recall {figure('recall', every)}, specificity "
+        f"{figure('specificity', every)}, ROC AUC "
+        f"{figure('roc_auc', every, percent=False)}; on the "
+        f"{verified['n_images']} images of verified provenance, specificity "
+        f"{figure('specificity', verified)}. These describe the recipe, not this "
+        "model."
+    )
 
 
 def write_report(
