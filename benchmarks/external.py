@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from quality import REPO_ROOT, common_parser, machine, parse_overrides, write_results
+from quality import REPO_ROOT, common_parser, machine, pipeline_overrides, write_results
 from shift import RECIPES, expected_calibration_error
 
 from pneumoclf import load_chest_xray, patient_split
@@ -333,10 +333,7 @@ def main(argv=None):
     data = load_chest_xray(args.data)
     external = load_chest_xray(args.external)
     verified = verified_mask(args.external, external.paths)
-    overrides = {
-        "load__image_size": args.image_size,
-        **{f"cnn__{k}": v for k, v in parse_overrides(args.overrides).items()},
-    }
+    overrides = pipeline_overrides(args)
     result = {
         "command": shlex.join(["python", "benchmarks/external.py", *sys.argv[1:]]),
         "machine": machine(),

@@ -174,6 +174,14 @@ def parse_overrides(items):
     return overrides
 
 
+def pipeline_overrides(args):
+    """``make_pipeline`` parameters of ``--image-size`` and the ``--set`` overrides."""
+    return {
+        "load__image_size": args.image_size,
+        **{f"cnn__{k}": v for k, v in parse_overrides(args.overrides).items()},
+    }
+
+
 def config_params(name, overrides, max_epochs, seed):
     """Classifier parameters of one configuration for one seed.
 

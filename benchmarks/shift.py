@@ -40,7 +40,13 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
-from quality import SPLIT_SIZES, common_parser, machine, parse_overrides, write_results
+from quality import (
+    SPLIT_SIZES,
+    common_parser,
+    machine,
+    pipeline_overrides,
+    write_results,
+)
 from scipy import ndimage
 
 from pneumoclf import load_chest_xray, patient_split
@@ -392,10 +398,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     scorers = {"plain": plain_scores, **({"tta": tta_scores} if args.tta else {})}
     data = load_chest_xray(args.data)
-    overrides = {
-        "load__image_size": args.image_size,
-        **{f"cnn__{k}": v for k, v in parse_overrides(args.overrides).items()},
-    }
+    overrides = pipeline_overrides(args)
     judged_on = "val" if args.val else "test"
     result = {
         "command": shlex.join(["python", "benchmarks/shift.py", *sys.argv[1:]]),
