@@ -28,7 +28,7 @@ def test_the_recipe_sets_what_it_lists_on_top_of_the_defaults():
     }
     assert changed == {
         "threshold", "target_recall", "dropout", "calibration", "zoom", "shift",
-        "contrast",
+        "contrast", "head",
     }  # fmt: skip
     assert pipe.named_steps["cnn"].target_recall == TARGET_RECALL
     assert pipe.named_steps["cnn"].dropout == DROPOUT

@@ -132,7 +132,10 @@ def test_the_model_card_states_the_recipes_external_figures(card):
     every, verified = EXTERNAL_FIGURES["all"], EXTERNAL_FIGURES["verified"]
     assert f"{every['n_images']} images of {every['n_patients']} patients" in caveats
     recall, low, high = every["recall"]
-    assert f"recall {recall:.1%} (95% intervals of the seeds from {low:.1%}" in caveats
+    assert (
+        f"recall {recall:.1%} (95% intervals of the seeds from {low:.1%} to {high:.1%})"
+        in caveats
+    )
     assert f"specificity {every['specificity'][0]:.1%}" in caveats
     assert f"ROC AUC {every['roc_auc'][0]:.3f}" in caveats
     assert f"{verified['n_images']} images of verified provenance" in caveats
