@@ -70,11 +70,8 @@ def verified_mask(folder, paths):
 
 def best_specificity(y, score, min_recall=REQUIRED_RECALL):
     """The best specificity of any threshold with recall >= ``min_recall``."""
-    thresholds = np.unique(score)
-    return max(
-        specificity_at_recall_score(y, score >= t, min_recall=min_recall)
-        for t in thresholds
-    )
+    threshold = choose_threshold(y, score, min_recall=min_recall)
+    return specificity_at_recall_score(y, score >= threshold, min_recall=min_recall)
 
 
 def figures(y, score, threshold, groups, seed):

@@ -1,7 +1,8 @@
 """Why healthy children of an external set get high pneumonia scores.
 
-Trains version 0.1's recipe on every training image (or reads ``--model``, a file
-that ``pneumoclf train`` wrote) and compares its external normals with the
+Trains version 0.1's recipe on every training image with the first of ``--seeds``
+(or reads ``--model``, a file that ``pneumoclf train --seed`` wrote with that seed)
+and compares its external normals with the
 normals of its own validation patients:
 
 * **image statistics** at the network's input size: mean, spread, dark and bright
@@ -184,12 +185,12 @@ def fitted_pipeline(args, data):
     if args.model is not None:
         from pneumoclf.persistence import load_model
 
-        return load_model(args.model), args.seed
+        return load_model(args.model)
     from pneumoclf.recipes import make_pipeline
 
-    pipe = make_pipeline(cnn__random_state=args.seed, **RECIPES["v0.1"])
+    pipe = make_pipeline(cnn__random_state=args.seeds[0], **RECIPES["v0.1"])
     pipe.fit(data.paths, data.target, cnn__groups=data.groups)
-    return pipe, args.seed
+    return pipe
 
 
 def markdown(result):
@@ -254,13 +255,13 @@ def main(argv=None):
     parser = common_parser(__doc__.split("\n\n")[0], seeds=[0])
     parser.add_argument("--external", type=Path, default=DEFAULT_EXTERNAL)
     parser.add_argument("--model", type=Path, help="a model file to analyse")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the fit")
     parser.add_argument("--name", default="external_analysis")
     parser.add_argument("--figure", action="store_true", help="draw heat maps")
     args = parser.parse_args(argv)
     data = load_chest_xray(args.data)
     external = load_chest_xray(args.external)
-    pipe, seed = fitted_pipeline(args, data)
+    seed = args.seeds[0]
+    pipe = fitted_pipeline(args, data)
     loader, classifier = pipe[0], pipe[-1]
     threshold = classifier.threshold_
     validation = validation_part(classifier, data, seed)
