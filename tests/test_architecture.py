@@ -1,8 +1,11 @@
+import inspect
 import itertools
 
 import pytest
 
-from pneumoclf.architecture import build_cnn, count_weights
+from pneumoclf import architecture
+from pneumoclf._network_size import count_weights, resolve_padding
+from pneumoclf.architecture import NETWORK_PARAMETERS, SHAPE_PARAMETERS, build_cnn
 
 SHAPES = [(64, 64, 1), (17, 23, 1), (5, 5, 3)]
 SETTINGS = [
@@ -94,3 +97,25 @@ def test_the_blur_augmentation_only_softens_training_images():
     assert np.all(edge_energy(trained) <= edge_energy(images) + 1e-6)
     assert trained.min() >= 0 and trained.max() <= 1
     np.testing.assert_array_equal(blur(images, training=False), images)
+
+
+def test_the_parameter_tuples_name_every_argument_of_build_cnn():
+    arguments = list(inspect.signature(build_cnn).parameters)
+    assert sorted(NETWORK_PARAMETERS) == sorted(
+        set(arguments) - {"input_shape", "seed"}
+    )
+    assert set(SHAPE_PARAMETERS) < set(NETWORK_PARAMETERS)
+    shape_arguments = set(inspect.signature(count_weights).parameters) - {"input_shape"}
+    assert shape_arguments == set(SHAPE_PARAMETERS)
+
+
+@pytest.mark.parametrize("name", ["count_weights", "resolve_padding"])
+def test_the_helpers_made_private_still_work_with_a_future_warning(name):
+    with pytest.warns(FutureWarning, match=f"architecture.{name} is a private helper"):
+        helper = getattr(architecture, name)
+    assert (
+        helper
+        is {"count_weights": count_weights, "resolve_padding": resolve_padding}[name]
+    )
+    with pytest.raises(AttributeError, match="no attribute 'build_network'"):
+        architecture.build_network  # noqa: B018

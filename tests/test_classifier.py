@@ -24,7 +24,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import InvalidParameterError
 from synthetic import blob_images
 
-from pneumoclf import ImageLoader, PneumoniaCNNClassifier, _training
+from pneumoclf import ImageLoader, PneumoniaCNNClassifier
+from pneumoclf._training import run, validation
 
 FAST = dict(epochs=3, batch_size=16, random_state=0, verbose=0)
 
@@ -924,14 +925,14 @@ def keras_clone_with_nan_bias(model):
 
 
 def test_a_network_that_learned_nothing_is_named_in_a_warning(data, monkeypatch):
-    from pneumoclf import _training
+    from pneumoclf._training import run
 
     X, y = data
 
     def same_for_all(model, images, batch_size):
         return np.full(len(images), 0.5004, dtype=np.float32)
 
-    monkeypatch.setattr(_training, "network_scores", same_for_all)
+    monkeypatch.setattr(run, "network_scores", same_for_all)
     clf = PneumoniaCNNClassifier(early_stopping=False, **FAST)
     with pytest.warns(UserWarning, match=r"same pneumonia probability \(0\.5004\)"):
         clf.fit(X, y)
@@ -982,19 +983,20 @@ def test_global_configuration_changes_nothing(image_files, default_config_run, c
     assert score == default_config_run[2]
 
 
+@pytest.mark.slow
 def test_patient_groups_reach_the_inner_split_in_every_search_through_routing(
     image_files, monkeypatch
 ):
     paths, y = image_files
     groups = np.arange(len(y)) // 2
     seen = []
-    split = _training._validation_split
+    split = validation.validation_split
 
     def recording_split(classifier, y_encoded, groups, *args):
         seen.append(groups)
         return split(classifier, y_encoded, groups, *args)
 
-    monkeypatch.setattr(_training, "_validation_split", recording_split)
+    monkeypatch.setattr(run, "validation_split", recording_split)
     folds = GroupKFold(2)
     tf.config.run_functions_eagerly(True)  # eight small fits
     try:

@@ -399,6 +399,7 @@ def test_predict_from_the_onnx_export_matches_the_model(
     )
 
 
+@pytest.mark.slow
 def test_predict_from_onnx_loads_no_tensorflow(onnx_export, data_dir):
     script = (
         "import sys; from pneumoclf.cli import main; "
@@ -480,6 +481,7 @@ def test_explain_writes_the_overlays_of_the_method_asked(
 # ------------------------------------------------------------------------- tune
 
 
+@pytest.mark.slow
 def test_tune_shares_a_stored_study_and_saves_the_best(data_dir, tmp_path, capsys):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     model = tmp_path / "best.pneumoclf"
@@ -529,6 +531,7 @@ def test_installed_console_script():
     assert result.stdout.strip() == f"pneumoclf {pneumoclf.__version__}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv", [["--version"], ["--help"], ["train", "--help"]])
 def test_help_and_version_load_no_heavy_library(argv):
     # What --help and --version import decides how fast they answer.
@@ -548,6 +551,7 @@ def test_help_and_version_load_no_heavy_library(argv):
     assert "heavy: []" in result.stderr
 
 
+@pytest.mark.slow
 def test_tensorflow_start_up_lines_never_reach_the_terminal(trained, data_dir):
     script = Path(sys.executable).with_name("pneumoclf")
     result = subprocess.run(
@@ -934,12 +938,12 @@ def test_predict_csv_is_safe_in_a_spreadsheet_and_keeps_one_row_per_file(
 def test_train_saves_no_model_that_learned_nothing(
     data_dir, tmp_path, capsys, monkeypatch
 ):
-    from pneumoclf import _training
+    from pneumoclf._training import run
 
     def same_for_all(model, images, batch_size):
         return np.full(len(images), 0.5, dtype=np.float32)
 
-    monkeypatch.setattr(_training, "network_scores", same_for_all)
+    monkeypatch.setattr(run, "network_scores", same_for_all)
     status, _, err = _run(
         capsys, "train", data_dir, "-o", tmp_path / "m.pneumoclf",
         "--epochs", "1", "--image-size", "16", "--quiet",

@@ -438,11 +438,12 @@ def test_maps_change_when_the_weights_are_randomised(
     # weights shows the image, not what the network learned.
     import copy
 
-    from pneumoclf import _training
+    from pneumoclf._training import build_network
 
     X, y, _ = held_out
     untrained = copy.deepcopy(classifier)
-    untrained.model_ = _training.build_network(classifier, classifier.image_shape_, 7)
+    settings = classifier._settings()
+    untrained.model_ = build_network(settings, classifier.image_shape_, 7)
     randomised = explain.heatmaps(untrained, X[y == 1][:20], method=method)
     assert _mean_rank_correlation(maps_by_method[method], randomised) < 0.5
 

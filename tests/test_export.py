@@ -163,6 +163,7 @@ def test_only_a_fitted_loader_and_classifier_export(awkward_classifier, tmp_path
     assert OnnxPneumoniaModel(path).image_shape_ == (SIDE, SIDE, 1)
 
 
+@pytest.mark.slow
 def test_prediction_from_the_export_never_imports_tensorflow(exported, held_out_files):
     paths, expected = held_out_files
     script = textwrap.dedent(

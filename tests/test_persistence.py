@@ -930,7 +930,7 @@ def test_an_architecture_larger_than_its_weights_is_refused_before_building(
         metadata["estimator"]["steps"][1]["params"]["dense_units"] = 2**20
 
     path = with_metadata(awkward_model_file, tmp_path / "m.pneumoclf", change)
-    monkeypatch.setattr(persistence, "build_network", _never_called)
+    monkeypatch.setattr(PneumoniaCNNClassifier, "new_network", _never_called)
 
     with pytest.raises(ModelFileError, match=r"describe a network of \d+ weights"):
         load_model(path)
@@ -957,7 +957,7 @@ def test_deflated_weights_that_would_expand_enormously_are_refused(
         {"metadata.json": json.dumps(metadata), "model.keras": inner.getvalue()}
     )
     path = write_members(tmp_path / "m.pneumoclf", members)
-    monkeypatch.setattr(persistence, "build_network", _never_called)
+    monkeypatch.setattr(PneumoniaCNNClassifier, "new_network", _never_called)
 
     with pytest.raises(ModelFileError, match=r"model\.weights\.h5 would expand"):
         load_model(path)
@@ -974,7 +974,7 @@ def test_an_enormous_loader_image_size_is_refused_before_building(
         metadata["estimator"]["steps"][0]["params"]["image_size"] = 20000
 
     path = with_metadata(awkward_model_file, tmp_path / "m.pneumoclf", change)
-    monkeypatch.setattr(persistence, "build_network", _never_called)
+    monkeypatch.setattr(PneumoniaCNNClassifier, "new_network", _never_called)
 
     with pytest.raises(ModelFileError, match=r"makes images of shape \(20000, 20000"):
         load_model(path)

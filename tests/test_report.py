@@ -20,7 +20,7 @@ from pneumoclf.recipes import EXTERNAL_FIGURES
 from pneumoclf.report import (
     NOT_A_MEDICAL_DEVICE,
     REPORT_NAME,
-    markdown_to_html,
+    _markdown_to_html,
     model_card,
     write_report,
 )
@@ -156,7 +156,7 @@ def test_markdown_becomes_escaped_html():
         "# Title <b>\n\nA paragraph\nover two lines & more.\n\n"
         "## Part\n\n- **bold** item\n- `code <x>`\n\nAfter."
     )
-    assert markdown_to_html(text).splitlines() == [
+    assert _markdown_to_html(text).splitlines() == [
         "<h1>Title &lt;b&gt;</h1>",
         "<p>A paragraph over two lines &amp; more.</p>",
         "<h2>Part</h2>",

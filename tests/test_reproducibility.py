@@ -5,6 +5,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 from synthetic import blob_images
 
 from pneumoclf import PneumoniaCNNClassifier
@@ -23,6 +24,7 @@ FIT_AND_PRINT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_another_process_gives_identical_probabilities(tmp_path):
     X, y = blob_images(60, 16, seed=3)
     np.savez(tmp_path / "data.npz", X=X, y=y)
@@ -37,6 +39,7 @@ def test_another_process_gives_identical_probabilities(tmp_path):
     np.testing.assert_array_equal(in_process.predict_proba(X), np.load(output))
 
 
+@pytest.mark.slow
 def test_different_seeds_give_different_models():
     X, y = blob_images(60, 16, seed=3)
     probas = [

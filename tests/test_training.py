@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from synthetic import blob_images
 
-from pneumoclf import PneumoniaCNNClassifier, _training, _utils
+from pneumoclf import PneumoniaCNNClassifier, _utils
+from pneumoclf._training import inference, pipeline, run, validation
+from pneumoclf._training.settings import Settings
 from pneumoclf.architecture import build_cnn
 
 FAST = dict(epochs=3, batch_size=16, random_state=0, verbose=0)
@@ -21,13 +23,13 @@ def data():
 def parts(monkeypatch):
     """The training and validation indices of the next fit, once it has split."""
     recorded = {}
-    split = _training._validation_split
+    split = validation.validation_split
 
     def recording_split(*args):
         recorded["train"], recorded["validation"] = split(*args)
         return recorded["train"], recorded["validation"]
 
-    monkeypatch.setattr(_training, "_validation_split", recording_split)
+    monkeypatch.setattr(run, "validation_split", recording_split)
     return recorded
 
 
@@ -115,9 +117,9 @@ def test_a_fitted_state_with_a_bad_validation_report_is_refused(
 
 def test_training_batches_cover_the_rows_once_per_epoch_in_new_orders():
     values = np.arange(10, dtype=np.float32) * 10
-    tensors = _training._as_tensors(values, values + 1)
+    tensors = pipeline.as_tensors(values, values + 1)
     rows = np.array([7, 2, 5, 0, 9, 4, 3])
-    batches = _training._batches(tensors, rows, 3, shuffle=True, seed=0)
+    batches = pipeline.batches(tensors, rows, 3, shuffle=True, seed=0)
     epochs = []
     for _ in range(2):
         epoch = [(x.numpy(), y.numpy()) for x, y in batches]
@@ -127,7 +129,7 @@ def test_training_batches_cover_the_rows_once_per_epoch_in_new_orders():
         np.testing.assert_array_equal(np.sort(seen), np.sort(values[rows]))
         epochs.append(seen)
     assert not np.array_equal(epochs[0], epochs[1])
-    in_order = [x.numpy() for x, _ in _training._batches(tensors, rows, 3)]
+    in_order = [x.numpy() for x, _ in pipeline.batches(tensors, rows, 3)]
     np.testing.assert_array_equal(np.concatenate(in_order), values[rows])
 
 
@@ -148,8 +150,8 @@ def test_reordering_the_images_cannot_change_their_scores():
     order = np.random.default_rng(0).permutation(len(X))
     network = _PositionDependentNetwork()
 
-    scores = _training.network_scores(network, X, batch_size=4)
-    reordered = _training.network_scores(network, X[order], batch_size=4)
+    scores = inference.network_scores(network, X, batch_size=4)
+    reordered = inference.network_scores(network, X[order], batch_size=4)
 
     np.testing.assert_array_equal(scores[order], reordered)
     np.testing.assert_allclose(scores, X.reshape(len(X), -1).mean(axis=1), atol=1e-6)
@@ -163,7 +165,8 @@ def test_early_stopping_and_the_schedule_watch_the_chosen_figure(
     monitor, watched, mode
 ):
     classifier = PneumoniaCNNClassifier(monitor=monitor, lr_schedule="plateau")
-    callbacks = _training._callbacks(classifier, monitored=True)
+    settings = Settings.from_params(classifier.get_params())
+    callbacks = run._callbacks(settings, monitored=True)
     assert [type(c).__name__ for c in callbacks] == [
         "EarlyStopping",
         "ReduceLROnPlateau",
@@ -171,15 +174,15 @@ def test_early_stopping_and_the_schedule_watch_the_chosen_figure(
     for callback in callbacks:
         assert callback.monitor == watched
     assert callbacks[0].mode == mode
-    assert _training._callbacks(classifier, monitored=False) == []
+    assert run._callbacks(settings, monitored=False) == []
 
 
 def test_an_automatic_threshold_of_one_is_kept_below_one(data, monkeypatch):
     X, y = data
-    monkeypatch.setattr(_training, "choose_threshold", lambda *args, **kw: 1.0)
+    monkeypatch.setattr(validation, "choose_threshold", lambda *args, **kw: 1.0)
     classifier = PneumoniaCNNClassifier(threshold="auto", **FAST).fit(X, y)
 
-    assert classifier.threshold_ == _training.HIGHEST_THRESHOLD < 1
+    assert classifier.threshold_ == validation.HIGHEST_THRESHOLD < 1
     assert classifier.predict_proba(np.ones((1, *X.shape[1:]))).shape == (1, 2)
     assert _utils.is_pneumonia(np.float32(1), classifier.threshold_)
     classifier.set_fitted_state(classifier.get_fitted_state())  # a valid state
@@ -194,13 +197,14 @@ def test_the_automatic_threshold_weighs_the_validation_images(data, monkeypatch)
         seen.update(kwargs, n_images=len(y_true))
         return 0.5
 
-    monkeypatch.setattr(_training, "choose_threshold", recording_choice)
+    monkeypatch.setattr(validation, "choose_threshold", recording_choice)
     PneumoniaCNNClassifier(threshold="auto", **FAST).fit(X, y, sample_weight=weights)
 
     assert len(seen["sample_weight"]) == seen["n_images"] > 0
     assert np.isin(seen["sample_weight"], weights.astype(np.float32)).all()
 
 
+@pytest.mark.slow
 def test_many_fits_print_no_retracing_notice(data):
     X, y = data
     records = []
@@ -222,11 +226,11 @@ def test_a_batch_or_less_is_scored_as_model_predict_scores_it(data):
     X, _ = data
     model = build_cnn((16, 16, 1), filters=4, dense_units=4, seed=0)
     images = X[:5, :, :, np.newaxis]
-    order = _training._content_order(images)
+    order = inference._content_order(images)
     through_predict = np.empty(5, dtype=np.float32)
     through_predict[order] = model.predict(images[order], verbose=0).ravel()
     np.testing.assert_array_equal(
-        _training.network_scores(model, images, batch_size=16), through_predict
+        inference.network_scores(model, images, batch_size=16), through_predict
     )
 
 
@@ -236,9 +240,9 @@ def test_the_compiled_inference_does_not_keep_a_network_alive(data):
 
     X, _ = data
     model = build_cnn((16, 16, 1), filters=4, dense_units=4, seed=0)
-    _training.network_scores(model, X[:2, :, :, np.newaxis], batch_size=16)
+    inference.network_scores(model, X[:2, :, :, np.newaxis], batch_size=16)
     network = weakref.ref(model)
-    assert network() in _training._INFERENCE_FUNCTIONS
+    assert network() in inference._INFERENCE_FUNCTIONS
     del model
     gc.collect()
     assert network() is None

@@ -217,6 +217,7 @@ class _PruneOddTrials(optuna.pruners.BasePruner):
         return trial.number % 2 == 1
 
 
+@pytest.mark.slow
 def test_optuna_search_cv_prunes_the_classifier_epoch_by_epoch(xrays):
     # enable_pruning calls partial_fit, which a pipeline lacks: load once, then
     # search the classifier on the arrays.
@@ -420,6 +421,7 @@ def conditional_space(trial):
     return params
 
 
+@pytest.mark.slow
 def test_a_define_by_run_space_with_a_sampler_of_ones_own(xrays):
     sampler = optuna.samplers.RandomSampler(seed=0)
     study, best = tune(
@@ -483,6 +485,7 @@ def test_a_stored_study_needs_a_name_to_be_found_again(xrays, tmp_path, storage)
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # study.ask
 def test_a_trial_of_a_killed_worker_is_tried_again(xrays, tmp_path, monkeypatch):
     monkeypatch.setattr(tuning, "_HEARTBEAT_INTERVAL", 1)
@@ -537,6 +540,7 @@ def test_limit_threads_refuses_once_tensorflow_has_started():
 # --- scikit-learn searches in processes ---------------------------------------------
 
 
+@pytest.mark.slow
 def test_grid_search_runs_in_parallel_processes_on_file_paths(xrays):
     pipe = Pipeline(
         [
@@ -562,6 +566,7 @@ def test_grid_search_runs_in_parallel_processes_on_file_paths(xrays):
 # --- shared storages ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_journal_file_study_resumes(xrays, tmp_path):
     arguments = dict(
         search_space=WORKER_SPACE,
@@ -663,6 +668,7 @@ def check_shared_study(xrays, storage, tmp_path):
     return study_name
 
 
+@pytest.mark.slow
 def test_two_processes_share_a_sqlite_study(xrays, tmp_path):
     check_shared_study(xrays, f"sqlite:///{tmp_path / 'study.db'}", tmp_path)
 
@@ -678,6 +684,7 @@ def postgres_url():
     return url
 
 
+@pytest.mark.slow
 def test_two_processes_share_a_postgresql_study(xrays, tmp_path, postgres_url):
     study_name = check_shared_study(xrays, postgres_url, tmp_path)
     optuna.delete_study(study_name=study_name, storage=postgres_url)

@@ -9,9 +9,9 @@ import importlib
 __version__ = "0.1.0.dev0"
 
 _EXPORTS = {
-    "ImageLoadError": "preprocessing",
+    "ImageLoadError": "exceptions",
     "ImageLoader": "preprocessing",
-    "ModelFileError": "persistence",
+    "ModelFileError": "exceptions",
     "PneumoniaCNNClassifier": "classifier",
     "choose_threshold": "metrics",
     "clinical_report": "metrics",
@@ -23,6 +23,7 @@ _EXPORTS = {
     "patient_id": "datasets",
     "patient_split": "model_selection",
     "save_model": "persistence",
+    "UntrainedNetworkWarning": "exceptions",
 }
 
 __all__ = ["__version__", *_EXPORTS]

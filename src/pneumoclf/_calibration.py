@@ -92,3 +92,12 @@ def with_prevalence(probabilities, *, trained, deployed):
         return np.asarray(probabilities, dtype=np.float64)
     shift = logit(deployed) - logit(trained)
     return expit(to_logits(probabilities) + shift)
+
+
+def check_prevalence(prevalence, calibration):
+    """Refuse a deployment prevalence for probabilities that are not calibrated."""
+    if prevalence is not None and calibration is None:
+        raise ValueError(
+            f"prevalence={prevalence} needs calibrated probabilities: fit with "
+            "calibration='platt' or 'temperature'."
+        )

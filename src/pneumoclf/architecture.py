@@ -10,13 +10,36 @@ import math
 
 import keras
 
-__all__ = [
-    "augmentation_layers",
-    "build_cnn",
-    "count_weights",
-    "inference_network",
-    "resolve_padding",
-]
+from . import _network_size
+from ._deprecation import made_private
+from ._docstring import NETWORK_PARAMETER_DOCS, Substitution
+
+__all__ = ["augmentation_layers", "build_cnn", "inference_network"]
+
+#: :func:`build_cnn`'s parameters that decide the shapes of the network's weights.
+SHAPE_PARAMETERS = (
+    "n_conv_blocks",
+    "filters",
+    "kernel_size",
+    "dense_units",
+    "batch_norm",
+    "padding",
+    "head",
+)
+
+#: Every parameter of :func:`build_cnn` but the input shape and the seed.
+NETWORK_PARAMETERS = (
+    *SHAPE_PARAMETERS,
+    "dropout",
+    "rotation",
+    "zoom",
+    "shift",
+    "contrast",
+    "blur",
+    "optimizer",
+    "learning_rate",
+    "label_smoothing",
+)
 
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
@@ -26,105 +49,7 @@ OPTIMIZERS = {
 }
 
 
-def resolve_padding(input_shape, *, n_conv_blocks, kernel_size, padding="auto"):
-    """Choose the convolution padding for an input size.
-
-    Parameters
-    ----------
-    input_shape : tuple of int
-        ``(height, width, channels)`` of one image.
-    n_conv_blocks : int
-        Number of convolution + pooling blocks.
-    kernel_size : int
-        Side of the square convolution kernels.
-    padding : {"auto", "valid", "same"}, default="auto"
-        ``"auto"`` means ``"valid"`` (as in the reference network) when the
-        image is large enough for every block to keep at least one pixel, and
-        ``"same"`` otherwise, so that small images and one-row tables still
-        pass through the network.
-
-    Returns
-    -------
-    str
-        ``"valid"`` or ``"same"``.
-    """
-    if padding != "auto":
-        return padding
-    fits = all(
-        _side_after_valid_blocks(side, n_conv_blocks, kernel_size) >= 1
-        for side in input_shape[:2]
-    )
-    return "valid" if fits else "same"
-
-
-def _side_after_valid_blocks(side, n_conv_blocks, kernel_size):
-    for _ in range(n_conv_blocks):
-        side = _side_after_block(side, kernel_size, "valid")
-        if side < 1:
-            return 0
-    return side
-
-
-def count_weights(
-    input_shape=(64, 64, 1),
-    *,
-    n_conv_blocks=3,
-    filters=32,
-    kernel_size=5,
-    dense_units=128,
-    batch_norm=False,
-    padding="auto",
-    head="flatten",
-):
-    """Count the weights :func:`build_cnn` would create, without building anything.
-
-    A network's size follows from its parameters, so a model file can be checked
-    against the weights it holds before any memory is spent on them.
-
-    Parameters
-    ----------
-    input_shape, n_conv_blocks, filters, kernel_size, dense_units, batch_norm, \
-padding, head
-        As for :func:`build_cnn`.
-
-    Returns
-    -------
-    int
-        The number of weights, trainable or not: ``build_cnn(...).count_params()``.
-
-    Examples
-    --------
-    >>> from pneumoclf.architecture import count_weights
-    >>> count_weights((64, 64, 1))
-    117889
-    """
-    padding = resolve_padding(
-        input_shape,
-        n_conv_blocks=n_conv_blocks,
-        kernel_size=kernel_size,
-        padding=padding,
-    )
-    height, width, channels = input_shape
-    n_weights = 0
-    for _ in range(n_conv_blocks):
-        n_weights += kernel_size * kernel_size * channels * filters
-        # Batch normalisation replaces the bias by a scale, an offset and two
-        # moving statistics.
-        n_weights += 4 * filters if batch_norm else filters
-        height, width = (
-            _side_after_block(side, kernel_size, padding) for side in (height, width)
-        )
-        channels = filters
-    n_hidden_inputs = height * width * channels if head == "flatten" else channels
-    return n_weights + (n_hidden_inputs + 1) * dense_units + dense_units + 1
-
-
-def _side_after_block(side, kernel_size, padding):
-    if padding == "same":
-        return -(-side // 2)
-    return (side - kernel_size + 1) // 2
-
-
+@Substitution(**NETWORK_PARAMETER_DOCS)
 def augmentation_layers(
     *, rotation=0.0, zoom=0.0, shift=0.0, contrast=0.0, blur=0.0, seed=None
 ):
@@ -133,18 +58,15 @@ def augmentation_layers(
     Parameters
     ----------
     rotation : float, default=0.0
-        Largest rotation, as a fraction of a full turn (0.05 is 18 degrees).
+        %(rotation)s
     zoom : float, default=0.0
-        Largest zoom in or out, as a fraction of the image side.
+        %(zoom)s
     shift : float, default=0.0
-        Largest translation, as a fraction of the image side.
+        %(shift)s
     contrast : float, default=0.0
-        Largest contrast change factor, for images scaled to [0, 1].
+        %(contrast)s
     blur : float, default=0.0
-        Largest standard deviation, in pixels, of a Gaussian blur given to about
-        half of the training images (a strength drawn per batch up to it), so
-        that sharpness, which differs between machines and sites, is not learnt
-        as a sign of either class.
+        %(blur)s
     seed : int or None, default=None
         Seed of the random draws.
 
@@ -200,6 +122,7 @@ def _initializer(seed, offset):
     return keras.initializers.GlorotUniform(seed=_layer_seed(seed, offset))
 
 
+@Substitution(**NETWORK_PARAMETER_DOCS)
 def build_cnn(
     input_shape=(64, 64, 1),
     *,
@@ -228,32 +151,37 @@ def build_cnn(
     input_shape : tuple of int, default=(64, 64, 1)
         ``(height, width, channels)`` of one image, pixels scaled to [0, 1].
     n_conv_blocks : int, default=3
-        Number of blocks of convolution, ReLU and 2x2 max pooling.
+        %(n_conv_blocks)s
     filters : int, default=32
-        Filters of every convolution.
+        %(filters)s
     kernel_size : int, default=5
-        Side of the square convolution kernels.
+        %(kernel_size)s
     dense_units : int, default=128
-        Units of the hidden dense layer.
+        %(dense_units)s
     dropout : float, default=0.0
-        Dropout rate between the hidden dense layer and the output.
+        %(dropout)s
     batch_norm : bool, default=False
-        Whether each convolution is followed by batch normalisation.
+        %(batch_norm)s
     padding : {"auto", "valid", "same"}, default="auto"
-        Convolution and pooling padding; see :func:`resolve_padding`.
+        %(padding)s
     head : {"flatten", "global_average"}, default="flatten"
-        How the last block's feature maps reach the dense layer: all of them,
-        flattened (the reference network), or each map's mean
-        (``GlobalAveragePooling2D``), which ignores where in the image a
-        feature lies and has ``filters`` inputs instead of ``h * w * filters``.
-    rotation, zoom, shift, contrast, blur : float, default=0.0
-        Augmentation strengths; see :func:`augmentation_layers`.
+        %(head)s
+    rotation : float, default=0.0
+        %(rotation)s
+    zoom : float, default=0.0
+        %(zoom)s
+    shift : float, default=0.0
+        %(shift)s
+    contrast : float, default=0.0
+        %(contrast)s
+    blur : float, default=0.0
+        %(blur)s
     optimizer : {"adam", "adamw", "rmsprop", "sgd"}, default="adam"
-        Optimiser name.
+        %(optimizer)s
     learning_rate : float, default=1e-3
-        Initial learning rate.
+        %(learning_rate)s
     label_smoothing : float, default=0.0
-        Share by which the cross-entropy moves the targets 0 and 1 towards 0.5.
+        %(label_smoothing)s
     seed : int or None, default=None
         Seed of the initial weights and of the augmentation and dropout layers:
         with a seed, the same call builds the same network, and no global random
@@ -274,7 +202,7 @@ def build_cnn(
     >>> [layer.name for layer in model.layers if "conv" in layer.name]
     ['conv_1', 'conv_2', 'conv_3']
     """
-    padding = resolve_padding(
+    padding = _network_size.resolve_padding(
         input_shape,
         n_conv_blocks=n_conv_blocks,
         kernel_size=kernel_size,
@@ -391,3 +319,11 @@ def _conv_block(x, block, filters, kernel_size, padding, batch_norm, initializer
         x = keras.layers.BatchNormalization(name=f"batch_norm_{block}")(x)
     x = keras.layers.Activation("relu", name=f"relu_{block}")(x)
     return keras.layers.MaxPooling2D(2, padding=padding, name=f"pool_{block}")(x)
+
+
+def __getattr__(name):
+    helpers = {
+        "count_weights": _network_size.count_weights,
+        "resolve_padding": _network_size.resolve_padding,
+    }
+    return made_private(__name__, name, helpers)

@@ -4,13 +4,10 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import ClassifierTags
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
-    _check_feature_names,
-    _check_n_features,
     check_array,
     check_consistent_length,
     check_is_fitted,
@@ -19,10 +16,18 @@ from sklearn.utils.validation import (
 )
 
 from . import _training
-from ._calibration import calibrated, with_prevalence
+from ._calibration import calibrated, check_prevalence, with_prevalence
+from ._compat import (
+    Interval,
+    StrOptions,
+    check_feature_names,
+    check_n_features,
+    fit_context,
+)
+from ._docstring import NETWORK_PARAMETER_DOCS, Substitution
 from ._utils import binary_target, is_pneumonia
 from .architecture import HEADS, OPTIMIZERS
-from .preprocessing._provenance import paths_of
+from .preprocessing import paths_of
 
 __all__ = ["PneumoniaCNNClassifier"]
 
@@ -41,6 +46,7 @@ _FITTED_ATTRIBUTES = (
 )
 
 
+@Substitution(**NETWORK_PARAMETER_DOCS)
 class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
     """Binary pneumonia classifier: a small CNN on grayscale chest X-rays.
 
@@ -54,32 +60,27 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     n_conv_blocks : int, default=3
-        Number of convolution + ReLU + max-pooling blocks.
+        %(n_conv_blocks)s
     filters : int, default=32
-        Filters of every convolution.
+        %(filters)s
     kernel_size : int, default=5
-        Side of the square convolution kernels.
+        %(kernel_size)s
     dense_units : int, default=128
-        Units of the hidden dense layer.
+        %(dense_units)s
     dropout : float, default=0.0
-        Dropout rate between the hidden dense layer and the output.
+        %(dropout)s
     batch_norm : bool, default=False
-        Batch normalisation after each convolution.
+        %(batch_norm)s
     padding : {"auto", "valid", "same"}, default="auto"
-        Convolution padding. ``"auto"`` is ``"valid"`` (the reference) when the
-        images are large enough, ``"same"`` for small images and tables.
+        %(padding)s
     head : {"flatten", "global_average"}, default="flatten"
-        How the last block's feature maps reach the dense layer: flattened (the
-        reference), or averaged over the image, one value per filter, which
-        does not depend on where a feature lies.
+        %(head)s
     optimizer : {"adam", "adamw", "rmsprop", "sgd"}, default="adam"
-        Optimiser.
+        %(optimizer)s
     learning_rate : float, default=1e-3
-        Initial learning rate.
+        %(learning_rate)s
     label_smoothing : float in [0, 1), default=0.0
-        Training targets of 0 and 1 moved towards 0.5 by this share (0.1 trains
-        on 0.05 and 0.95), for labels that may be wrong. The probabilities are
-        then less extreme: calibrate them (``calibration``).
+        %(label_smoothing)s
     lr_schedule : {"constant", "plateau"}, default="constant"
         ``"plateau"`` divides the learning rate by 5 when the monitored
         validation figure stalls for ``max(1, patience // 3)`` epochs.
@@ -107,18 +108,15 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
     class_weight : {"balanced"}, dict or None, default=None
         Weights of the classes in the loss, as in scikit-learn.
     rotation : float, default=0.03
-        Largest random rotation while training, as a fraction of a full turn.
+        %(rotation)s
     zoom : float, default=0.1
-        Largest random zoom while training, as a fraction of the image side.
+        %(zoom)s
     shift : float, default=0.05
-        Largest random translation while training, as a fraction of the side.
+        %(shift)s
     contrast : float, default=0.1
-        Largest random contrast change while training.
+        %(contrast)s
     blur : float, default=0.0
-        Largest standard deviation, in pixels of the network's input, of a random
-        Gaussian blur given to about half of the training images, so that
-        sharpness, which differs between X-ray machines and sites, is not learnt
-        as a sign of pneumonia. 0 blurs nothing.
+        %(blur)s
     threshold : float in [0, 1) or "auto", default=0.5
         Decision threshold on the pneumonia probability used by :meth:`predict`
         (pneumonia where the probability reaches it; 1 is refused, as it would
@@ -244,7 +242,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "monitor": [StrOptions({"loss", "auc"})],
         "patience": [Interval(Integral, 1, None, closed="left")],
-        "class_weight": [StrOptions({"balanced"}), dict, None],
+        "class_weight": [StrOptions({"balanced"}), _training.ClassWeights(), None],
         "rotation": [Interval(Real, 0, 0.5, closed="both")],
         "zoom": [Interval(Real, 0, 1, closed="left")],
         "shift": [Interval(Real, 0, 1, closed="left")],
@@ -255,7 +253,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         "calibration": [StrOptions({"platt", "temperature"}), None],
         "prevalence": [Interval(Real, 0, 1, closed="neither"), None],
         "warm_start": ["boolean"],
-        "callbacks": [list, None],
+        "callbacks": [_training.KerasCallbacks(), None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -336,7 +334,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         tags.non_deterministic = self.random_state is None
         return tags
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None, groups=None):
         """Train the network on images and their labels.
 
@@ -365,10 +363,9 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         self : PneumoniaCNNClassifier
             The fitted classifier.
         """
-        _training.check_callbacks(self.callbacks)
-        _training.check_class_weight(self.class_weight)
+        settings = self._settings()
         continuing = self.warm_start and self._has_network()
-        if groups is None and _training.needs_validation(self):
+        if groups is None and settings.needs_validation:
             self._warn_about_shared_patients(paths_of(X))
         X, y = validate_data(
             self,
@@ -378,30 +375,29 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
             allow_nd=True,
             dtype=np.float32,
         )
-        X = self._training_images(X, continuing)
+        X = self._training_images(X, settings, continuing)
         sample_weight, groups = self._per_image(y, sample_weight, groups)
         seed = _training.draw_seed(self.random_state)
         if continuing:
-            network = _training.continue_training(
-                self,
-                self.model_,
-                self.classes_,
-                X,
-                y,
-                sample_weight=sample_weight,
-                groups=groups,
-                seed=seed,
-                epochs=self.epochs,
-                validate=True,
-            )
+            model, classes = self.model_, self.classes_
         else:
-            network = _training.train_network(
-                self, X, y, sample_weight=sample_weight, groups=groups, seed=seed
-            )
+            model, classes = _training.new_network(settings, X, y, seed)
+        network = _training.train(
+            settings,
+            model,
+            classes,
+            X,
+            y,
+            sample_weight=sample_weight,
+            groups=groups,
+            seed=seed,
+            epochs=self.epochs,
+            validate=True,
+        )
         self._keep(network, X.shape[1:], continuing)
         return self
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Train the network for one pass over ``X``, building it on the first call.
 
@@ -429,29 +425,28 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         self : PneumoniaCNNClassifier
             The classifier, trained one epoch further.
         """
-        _training.check_callbacks(self.callbacks)
-        _training.check_class_weight(self.class_weight)
-        _training.check_partial_fit_settings(self)
+        settings = self._settings()
+        _training.check_partial_fit_settings(settings)
         continuing = self._has_network()
         y = column_or_1d(y, warn=True)
-        labels = _training.partial_fit_classes(
+        classes = _training.partial_fit_classes(
             y, classes, self.classes_ if continuing else None
         )
         X, y = validate_data(
             self, X, y, reset=not continuing, allow_nd=True, dtype=np.float32
         )
-        X = self._training_images(X, continuing)
+        X = self._training_images(X, settings, continuing)
         sample_weight, _ = self._per_image(y, sample_weight, None)
         seed = _training.draw_seed(self.random_state)
         if continuing:
             model = self.model_
             seed = None if seed is None else seed + self.n_epochs_
         else:
-            model = _training.build_network(self, X.shape[1:], seed)
-        network = _training.continue_training(
-            self,
+            model = _training.build_network(settings, X.shape[1:], seed)
+        network = _training.train(
+            settings,
             model,
-            labels,
+            classes,
             X,
             y,
             sample_weight=sample_weight,
@@ -469,15 +464,18 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
             # The caller of fit, past scikit-learn's _fit_context wrapper.
             warnings.warn(message, UserWarning, stacklevel=4)
 
+    def _settings(self):
+        return _training.Settings.from_params(self.get_params(deep=False))
+
     def _has_network(self):
         return hasattr(self, "model_")
 
-    def _training_images(self, X, continuing):
+    def _training_images(self, X, settings, continuing):
         if continuing:
             _training.check_image_shape(X.shape, self.image_shape_, type(self).__name__)
         X = _training.image_batch(X)
         if continuing:
-            _training.check_same_architecture(self, self.model_, X.shape[1:])
+            _training.check_same_architecture(settings, self.model_, X.shape[1:])
         _training.warn_if_outside_unit_range(X)
         return X
 
@@ -526,7 +524,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
             Column 1 is the probability of pneumonia (``classes_[1]``).
         """
         check_is_fitted(self)
-        X = self._validate_images(X)
+        X = self.as_image_batch(X)
         scores = _training.network_scores(self.model_, X, self.batch_size)
         _training.check_scores(scores)
         pneumonia = self._deployed(calibrated(scores, self.calibration_))
@@ -573,7 +571,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
 
     def _deployed(self, probabilities):
         """Calibrated probabilities moved to ``prevalence``, when it is set."""
-        _training.check_prevalence(self.prevalence, self.calibration_)
+        check_prevalence(self.prevalence, self.calibration_)
         return with_prevalence(
             probabilities, trained=self.training_prevalence_, deployed=self.prevalence
         )
@@ -620,12 +618,70 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
             setattr(self, name, value)
         return self
 
-    def _validate_images(self, X):
+    def new_network(self, image_shape):
+        """An untrained network of this classifier's architecture.
+
+        What a model file's weights are loaded into; see :meth:`set_fitted_state`.
+
+        Parameters
+        ----------
+        image_shape : tuple of 3 int
+            ``(height, width, channels)`` of the images.
+
+        Returns
+        -------
+        keras.Model
+            The compiled network the parameters describe.
+        """
+        _training.check_fitted_image_shape(image_shape)
+        return _training.build_network(self._settings(), image_shape)
+
+    def count_network_weights(self, image_shape):
+        """How many weights :meth:`new_network` would create, without building it.
+
+        Parameters
+        ----------
+        image_shape : tuple of 3 int
+            ``(height, width, channels)`` of the images.
+
+        Returns
+        -------
+        int
+            The number of weights, trainable or not.
+
+        Raises
+        ------
+        ValueError
+            If ``image_shape`` is not three positive integers, or the
+            architecture leaves no pixel of such images.
+        """
+        _training.check_fitted_image_shape(image_shape)
+        return _training.count_network_weights(self._settings(), image_shape)
+
+    def as_image_batch(self, X):
+        """``X`` as the network takes it, checked against the fitted images.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, h, w, c), (n, h, w) or (n, k)
+            Images of the shape used in ``fit``.
+
+        Returns
+        -------
+        ndarray of shape (n, h, w, c)
+            float32 images, for ``model_`` or heat maps.
+
+        Raises
+        ------
+        ValueError
+            If the images' shape differs from the fitted one, saying how.
+        """
+        check_is_fitted(self)
         # Column names are compared before the conversion to an array drops them.
-        _check_feature_names(self, X, reset=False)
+        check_feature_names(self, X, reset=False)
         X = check_array(X, allow_nd=True, dtype=np.float32, input_name="X")
         _training.check_image_shape(X.shape, self.image_shape_, type(self).__name__)
-        _check_n_features(self, X, reset=False)
+        check_n_features(self, X, reset=False)
         X = _training.image_batch(X)
         _training.warn_if_outside_unit_range(X)
         return X

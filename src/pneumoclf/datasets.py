@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch
 
-from .preprocessing._dicom import (
+from .preprocessing import (
     DICOM_SUFFIXES,
     dicom_patient_id,
     file_has_dicom_header,

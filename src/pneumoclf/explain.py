@@ -50,8 +50,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._utils import atomic_open, is_pneumonia
 from .classifier import PneumoniaCNNClassifier
-from .preprocessing import ImageLoader
-from .preprocessing._decode import UnreadableImage, fitted_size, read_grayscale
+from .preprocessing import ImageLoader, UnreadableImage, fitted_size, read_grayscale
 
 __all__ = [
     "METHODS",
@@ -640,13 +639,13 @@ def _classifier_and_images(estimator, X):
     estimator = _without_threshold_wrapper(estimator)
     if isinstance(estimator, PneumoniaCNNClassifier):
         check_is_fitted(estimator)
-        return estimator, estimator._validate_images(X)
+        return estimator, estimator.as_image_batch(X)
     if isinstance(estimator, Pipeline) and isinstance(
         estimator.steps[-1][1], PneumoniaCNNClassifier
     ):
         check_is_fitted(estimator)
         classifier = estimator.steps[-1][1]
-        return classifier, classifier._validate_images(estimator[:-1].transform(X))
+        return classifier, classifier.as_image_batch(estimator[:-1].transform(X))
     raise TypeError(
         "Heat maps need a fitted PneumoniaCNNClassifier or a Pipeline whose last "
         f"step is one; got {type(estimator).__name__}."

@@ -29,11 +29,12 @@ from sklearn.metrics import (
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import (
-    _check_sample_weight,
     check_consistent_length,
     column_or_1d,
 )
 
+from ._compat import check_sample_weight
+from ._docstring import Substitution
 from ._utils import check_label_order, check_no_missing_labels
 from ._utils import is_pneumonia as decide_pneumonia
 
@@ -51,6 +52,13 @@ __all__ = [
 ]
 
 # (negative, positive) pairs that identify the pneumonia label when only one is seen.
+_shared_parameters = Substitution(
+    pos_label="""
+The pneumonia label. None means the greater of the two labels in sorted
+order (1, True or ``"PNEUMONIA"``).""",
+    sample_weight="Weight of each case; None weighs every case 1.",
+)
+
 _KNOWN_LABEL_PAIRS = (("NORMAL", "PNEUMONIA"), (False, True), (0, 1))
 
 
@@ -153,6 +161,7 @@ def _check_beta(beta):
 # ------------------------------------------------------------------- plain metrics
 
 
+@_shared_parameters
 def specificity_score(
     y_true, y_pred, *, pos_label=None, zero_division="warn", sample_weight=None
 ):
@@ -168,13 +177,12 @@ def specificity_score(
     y_pred : array-like of shape (n_samples,)
         Predicted labels, of the same kind as `y_true`.
     pos_label : int, bool or str, default=None
-        The pneumonia label. None means the greater of the two labels in sorted
-        order (1, True or ``"PNEUMONIA"``).
+        %(pos_label)s
     zero_division : {"warn", 0.0, 1.0, np.nan}, default="warn"
         The value returned when `y_true` holds no normal case, as in
         :func:`sklearn.metrics.recall_score`.
     sample_weight : array-like of shape (n_samples,), default=None
-        Weight of each case; None weighs every case 1.
+        %(sample_weight)s
 
     Returns
     -------
@@ -241,9 +249,10 @@ def _checked_weights(sample_weight, y):
     """``sample_weight`` as floats, one finite non-negative weight per case."""
     if sample_weight is None:
         return None
-    return _check_sample_weight(sample_weight, y, ensure_non_negative=True)
+    return check_sample_weight(sample_weight, y, ensure_non_negative=True)
 
 
+@_shared_parameters
 def recall_weighted_score(
     y_true, y_pred, *, beta=2.0, min_specificity=0.5, pos_label=None, sample_weight=None
 ):
@@ -273,10 +282,9 @@ def recall_weighted_score(
         The specificity below which an operating point is rejected. 0 turns the
         guard off (plain F-beta).
     pos_label : int, bool or str, default=None
-        The pneumonia label. None means the greater of the two labels in sorted
-        order (1, True or ``"PNEUMONIA"``).
+        %(pos_label)s
     sample_weight : array-like of shape (n_samples,), default=None
-        Weight of each case; None weighs every case 1.
+        %(sample_weight)s
 
     Returns
     -------
@@ -306,6 +314,7 @@ def recall_weighted_score(
     )
 
 
+@_shared_parameters
 def specificity_at_recall_score(
     y_true, y_pred, *, min_recall=0.97, pos_label=None, sample_weight=None
 ):
@@ -328,10 +337,9 @@ def specificity_at_recall_score(
     min_recall : float in [0, 1], default=0.97
         The recall (sensitivity) an operating point must reach.
     pos_label : int, bool or str, default=None
-        The pneumonia label. None means the greater of the two labels in sorted
-        order (1, True or ``"PNEUMONIA"``).
+        %(pos_label)s
     sample_weight : array-like of shape (n_samples,), default=None
-        Weight of each case; None weighs every case 1.
+        %(sample_weight)s
 
     Returns
     -------
@@ -361,6 +369,7 @@ def specificity_at_recall_score(
 # ------------------------------------------------------------------------- scorers
 
 
+@_shared_parameters
 def make_recall_weighted_scorer(beta=2.0, *, min_specificity=0.5, pos_label=None):
     """Scorer for model selection that favours recall but rejects "always pneumonia".
 
@@ -387,9 +396,9 @@ def make_recall_weighted_scorer(beta=2.0, *, min_specificity=0.5, pos_label=None
         The specificity below which an operating point is rejected. 0 gives
         plain F-beta.
     pos_label : int, bool or str, default=None
-        The pneumonia label. None means the greater of the two labels in sorted
-        order (1, True or ``"PNEUMONIA"``), which is also the class whose
-        probability scikit-learn's threshold tuning uses by default.
+        %(pos_label)s
+        It is also the class whose probability scikit-learn's threshold tuning
+        uses by default.
 
     Returns
     -------
@@ -420,6 +429,7 @@ def make_recall_weighted_scorer(beta=2.0, *, min_specificity=0.5, pos_label=None
     )
 
 
+@_shared_parameters
 def make_specificity_at_recall_scorer(min_recall=0.97, *, pos_label=None):
     """Scorer for an operating point: the best specificity at a required recall.
 
@@ -435,8 +445,7 @@ def make_specificity_at_recall_scorer(min_recall=0.97, *, pos_label=None):
     min_recall : float in [0, 1], default=0.97
         The recall (sensitivity) an operating point must reach.
     pos_label : int, bool or str, default=None
-        The pneumonia label. None means the greater of the two labels in sorted
-        order (1, True or ``"PNEUMONIA"``).
+        %(pos_label)s
 
     Returns
     -------
@@ -468,6 +477,7 @@ def make_specificity_at_recall_scorer(min_recall=0.97, *, pos_label=None):
 # ------------------------------------------------------------------- threshold
 
 
+@_shared_parameters
 def choose_threshold(
     y_true,
     y_score,
@@ -511,10 +521,9 @@ def choose_threshold(
     min_recall : float in [0, 1], default=None
         When given, use the specificity-at-recall criterion instead.
     pos_label : int, bool or str, default=None
-        The pneumonia label. None means the greater of the two labels in sorted
-        order (1, True or ``"PNEUMONIA"``).
+        %(pos_label)s
     sample_weight : array-like of shape (n_samples,), default=None
-        Weight of each case; None weighs every case 1.
+        %(sample_weight)s
 
     Returns
     -------
@@ -557,6 +566,7 @@ def choose_threshold(
 # ------------------------------------------------------------------------- report
 
 
+@_shared_parameters
 def clinical_report(
     y_true,
     y_score,
@@ -580,8 +590,7 @@ def clinical_report(
     threshold : float in [0, 1], default=0.5
         A case is called pneumonia when ``y_score >= threshold``.
     pos_label : int, bool or str, default=None
-        The pneumonia label. None means the greater of the two labels in sorted
-        order (1, True or ``"PNEUMONIA"``).
+        %(pos_label)s
     sample_weight : array-like of shape (n_samples,), default=None
         Weight of each case. Every figure is then weighted, ``n`` and the
         confusion counts included (sums of weights, as floats); None weighs

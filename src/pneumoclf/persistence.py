@@ -53,19 +53,16 @@ from packaging.version import InvalidVersion, Version
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from ._training import (
-    build_network,
-    check_fitted_image_shape,
-    count_network_weights,
-)
-from ._utils import atomic_open
+from ._compat import validate_parameters
+from ._deprecation import made_private
+from ._utils import atomic_open as _atomic_open
 from .classifier import PneumoniaCNNClassifier
+from .exceptions import ModelFileError
 from .preprocessing import ImageLoader
 
 __all__ = [
     "FORMAT_VERSION",
     "ModelFileError",
-    "atomic_open",
     "load_model",
     "read_model_card",
     "save_model",
@@ -122,15 +119,6 @@ _CLASS_NAMES = {cls: name for name, cls in _CLASSES.items()}
 # Stored as None: callbacks act only while training and JSON cannot hold them; a
 # pipeline's cache folder belongs to one machine, and could hold pickles.
 _UNSAVED_PARAMS = frozenset({"callbacks", "memory"})
-
-
-class ModelFileError(ValueError):
-    """Raised when a model cannot be saved to, or loaded from, a model file.
-
-    The message names the file or the parameter at fault: a file that is not a
-    pneumoclf model file, one of an incompatible format version, a corrupt or
-    tampered one, or an estimator that a model file cannot hold.
-    """
 
 
 # ---------------------------------------------------------------------------------
@@ -241,7 +229,7 @@ def save_model(estimator, path, *, key=None, model_card=None):
         members[_SIGNATURE] = _sign(
             [(name, [data]) for name, data in members.items()], _key_bytes(key)
         ).encode()
-    with atomic_open(path, "wb") as file:
+    with _atomic_open(path, "wb") as file:
         with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for name, data in members.items():
                 archive.writestr(name, data)
@@ -459,10 +447,9 @@ def load_model(path, *, key=None):
     try:
         estimator = _rebuild_estimator(metadata["estimator"])
         fitted = _decode_fitted_state(metadata)
-        check_fitted_image_shape(fitted["image_shape_"])
-        _check_loaders_fit(estimator, fitted["image_shape_"])
         classifier = _final_classifier(estimator)
-        n_weights = count_network_weights(classifier, fitted["image_shape_"])
+        n_weights = classifier.count_network_weights(fitted["image_shape_"])
+        _check_loaders_fit(estimator, fitted["image_shape_"])
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as error:
         raise ModelFileError(
             f"{path} is not a valid pneumoclf model file: its metadata cannot "
@@ -765,7 +752,7 @@ def _set_checked_params(estimator, params):
                 f"None, got {params[name]!r}"
             )
     estimator.set_params(**params)
-    estimator._validate_params()
+    validate_parameters(estimator)
 
 
 def _allowed_class(name):
@@ -875,7 +862,7 @@ def _load_network(model_bytes, classifier, image_shape, n_weights, path):
     with tempfile.TemporaryDirectory() as folder:
         weights_path = _extract_weights(model_bytes, n_weights, Path(folder), path)
         _check_weight_datasets(weights_path, path)
-        network = build_network(classifier, image_shape)
+        network = classifier.new_network(image_shape)
         network.optimizer.build(network.trainable_variables)
         # A weight the file does not set stays NaN, and is refused below.
         network.set_weights([np.full_like(w, np.nan) for w in network.get_weights()])
@@ -969,3 +956,7 @@ def _check_weight_datasets(weights_path, path):
             f"{path} is not a valid pneumoclf model file: in its {_KERAS_WEIGHTS}, "
             f"{'; '.join(problems)}."
         )
+
+
+def __getattr__(name):
+    return made_private(__name__, name, {"atomic_open": _atomic_open})

@@ -22,12 +22,13 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from ._deprecation import made_private
 from ._utils import atomic_open
 from .metrics import clinical_report, clinical_report_rows, wilson_interval
 from .plotting import save_evaluation_figures, worst_errors
 from .recipes import EXTERNAL_FIGURES
 
-__all__ = ["REPORT_NAME", "markdown_to_html", "model_card", "write_report"]
+__all__ = ["REPORT_NAME", "model_card", "write_report"]
 
 #: The page :func:`write_report` writes in its folder.
 REPORT_NAME = "index.html"
@@ -424,7 +425,7 @@ def write_report(
         body.append(_errors_table(paths, y_true, y_score, threshold, n_worst))
     body.append('<section class="card">')
     body.append(
-        markdown_to_html(model_card)
+        _markdown_to_html(model_card)
         if model_card is not None
         else "<h2>Model card</h2><p>The model file carries no model card.</p>"
     )
@@ -477,7 +478,7 @@ def _errors_table(paths, y_true, y_score, threshold, n_worst):
     )
 
 
-def markdown_to_html(text):
+def _markdown_to_html(text):
     """HTML of the Markdown that :func:`model_card` writes.
 
     Headings (``#`` to ``###``), paragraphs, ``-`` lists, ``**bold**`` and
@@ -495,8 +496,8 @@ def markdown_to_html(text):
 
     Examples
     --------
-    >>> from pneumoclf.report import markdown_to_html
-    >>> print(markdown_to_html("## Use\\n\\n- research <only>\\n- `code`"))
+    >>> from pneumoclf.report import _markdown_to_html
+    >>> print(_markdown_to_html("## Use\\n\\n- research <only>\\n- `code`"))
     <h2>Use</h2>
     <ul>
     <li>research &lt;only&gt;</li>
@@ -569,3 +570,7 @@ code {{ overflow-wrap: anywhere; }}
 </body>
 </html>
 """
+
+
+def __getattr__(name):
+    return made_private(__name__, name, {"markdown_to_html": _markdown_to_html})

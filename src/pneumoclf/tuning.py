@@ -20,12 +20,11 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.metrics import check_scoring, roc_auc_score
 from sklearn.pipeline import Pipeline
-from sklearn.utils._param_validation import HasMethods, Interval, validate_params
 from sklearn.utils.validation import column_or_1d
 
+from ._compat import HasMethods, Interval, validate_params
 from .model_selection import patient_groups, patient_split
-from .preprocessing import ImageLoader
-from .preprocessing._paths import check_paths
+from .preprocessing import ImageLoader, check_paths
 
 __all__ = ["default_search_space", "limit_threads", "tune"]
 

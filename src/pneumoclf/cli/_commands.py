@@ -398,7 +398,7 @@ def _checked_pipeline(args, options, **params):
     An option out of its range is a usage error that names the option, raised
     before any data is read.
     """
-    from sklearn.utils._param_validation import InvalidParameterError
+    from .._compat import InvalidParameterError, validate_parameters
 
     pipeline = make_pipeline(**params)
     for option, parameter in options.items():
@@ -409,7 +409,7 @@ def _checked_pipeline(args, options, **params):
         step = pipeline.named_steps[step_name]
         step.set_params(**{name: value})
         try:
-            step._validate_params()
+            validate_parameters(step)
         except InvalidParameterError as error:
             flag = "--" + option.replace("_", "-")
             raise UsageError(f"argument {flag}: {error}") from None
@@ -418,7 +418,7 @@ def _checked_pipeline(args, options, **params):
 
 def _fit_trained(pipeline, *args, **params):
     """Fit, refusing a network that learned nothing: a model to save must work."""
-    from .._training import UntrainedNetworkWarning
+    from ..exceptions import UntrainedNetworkWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", UntrainedNetworkWarning)

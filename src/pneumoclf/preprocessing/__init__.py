@@ -12,6 +12,7 @@ files at once, on threads), ``_decode`` (one file), ``_jpeg`` (the fast path for
 JPEGs), ``_cache`` and ``_paths`` (input checks).
 """
 
+from ..exceptions import ImageLoadError
 from ._cache import (
     DEFAULT_CACHE_LIMIT,
     CacheInfo,
@@ -19,7 +20,16 @@ from ._cache import (
     clear_cache,
     set_cache_limit,
 )
-from ._reading import ImageLoadError
+
+# Lent to the other rooms of pneumoclf, which must not reach into the private files.
+from ._decode import UnreadableImage as UnreadableImage
+from ._decode import fitted_size as fitted_size
+from ._decode import read_grayscale as read_grayscale
+from ._dicom import DICOM_SUFFIXES as DICOM_SUFFIXES
+from ._dicom import dicom_patient_id as dicom_patient_id
+from ._dicom import file_has_dicom_header as file_has_dicom_header
+from ._paths import check_paths as check_paths
+from ._provenance import paths_of as paths_of
 from .loader import ImageLoader
 
 __all__ = [
@@ -32,8 +42,9 @@ __all__ = [
     "set_cache_limit",
 ]
 
-# The public names are documented, pickled and shown as this package's own.
+# The public names defined here are documented, pickled and shown as this package's
+# own; ImageLoadError belongs to pneumoclf.exceptions.
 for _name in __all__:
-    if hasattr(globals()[_name], "__module__"):
+    if getattr(globals()[_name], "__module__", "").startswith(__name__ + "."):
         globals()[_name].__module__ = __name__
 del _name

@@ -5,6 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ..exceptions import ImageLoadError
 from ._cache import CACHE, cache_key
 from ._decode import UnreadableImage, decode_image, stat_image_file
 
@@ -13,41 +14,6 @@ _MAX_BLOCK = 64
 
 # Bytes of output that cached images are scaled to [0, 1] in at once.
 _BLOCK_NBYTES = 4 * 1024**2
-
-
-class ImageLoadError(ValueError):
-    """Raised when one or more image files cannot be read.
-
-    The message lists every unreadable file with its reason, so that a whole data set
-    can be repaired in one pass.
-
-    Parameters
-    ----------
-    failures : list of (path, str) tuples
-        Each unreadable file, as it was given, with the reason it could not be read.
-    n_images : int
-        How many images were requested in total.
-
-    Attributes
-    ----------
-    failures : list of (path, str) tuples
-        Each unreadable file with its reason, in input order.
-    n_images : int
-        How many images were requested in total.
-    """
-
-    def __init__(self, failures, n_images):
-        self.failures = list(failures)
-        self.n_images = n_images
-        lines = [f"  {os.fspath(path)}: {reason}" for path, reason in self.failures]
-        super().__init__(
-            f"{len(self.failures)} of {n_images} images could not be read:\n"
-            + "\n".join(lines)
-        )
-
-    def __reduce__(self):
-        # Keeps the error picklable, as joblib workers send it back to the parent.
-        return type(self), (self.failures, self.n_images)
 
 
 def thread_count(n_jobs):

@@ -3,13 +3,15 @@
 from numbers import Integral
 from typing import ClassVar
 
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.utils._param_validation import (
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from .._compat import (
     Interval,
     InvalidParameterError,
     StrOptions,
+    fit_context,
+    validate_parameters,
 )
-
 from ._intensity import equalize
 from ._paths import check_paths
 from ._provenance import remember_paths
@@ -173,7 +175,7 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         self.cache = cache
         self.normalize = normalize
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Check the parameters and the form of ``X``; nothing is learned.
 
@@ -215,7 +217,7 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         ValueError
             If ``X`` is empty or holds entries that are not paths.
         """
-        self._validate_params()
+        validate_parameters(self)
         target_hw = self._target_size()
         paths = check_paths(X)
         images = load_images(

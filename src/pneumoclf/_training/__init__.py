@@ -1,0 +1,51 @@
+"""Private: how :class:`~pneumoclf.PneumoniaCNNClassifier` trains and runs its network.
+
+It serves the classifier alone, which hands it a frozen :class:`Settings` record
+of its parameters, never itself. One purpose per module:
+
+* ``settings``: the record and the seed of a fit;
+* ``constraints``: parameter constraints scikit-learn has no word for;
+* ``network``: the network the settings describe, built or counted;
+* ``adapter``: scikeras, which sets up the network of a first fit;
+* ``run``: one training run, the same for a first fit and a warm start;
+* ``validation``: the validation part and what is chosen on it;
+* ``continuing``: warm start and partial fit (labels, settings, history);
+* ``pipeline``: the tf.data input, and TensorFlow's retracing notices;
+* ``inference``: running a network, content-ordered and compiled once;
+* ``images``: checks of image arrays;
+* ``fitted_state``: checks of a fitted state restored from a file.
+"""
+
+from .adapter import new_network
+from .constraints import ClassWeights, KerasCallbacks
+from .continuing import check_partial_fit_settings, joined_history, partial_fit_classes
+from .fitted_state import check_fitted_image_shape, check_fitted_state
+from .images import check_image_shape, image_batch, warn_if_outside_unit_range
+from .inference import check_scores, network_scores
+from .network import build_network, check_same_architecture, count_network_weights
+from .run import train
+from .settings import Settings, draw_seed
+from .validation import shared_patients_message
+
+__all__ = [
+    "ClassWeights",
+    "KerasCallbacks",
+    "Settings",
+    "build_network",
+    "check_fitted_image_shape",
+    "check_fitted_state",
+    "check_image_shape",
+    "check_partial_fit_settings",
+    "check_same_architecture",
+    "check_scores",
+    "count_network_weights",
+    "draw_seed",
+    "image_batch",
+    "joined_history",
+    "network_scores",
+    "new_network",
+    "partial_fit_classes",
+    "shared_patients_message",
+    "train",
+    "warn_if_outside_unit_range",
+]

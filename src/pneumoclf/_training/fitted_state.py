@@ -1,0 +1,140 @@
+"""Checks of a fitted state restored from a file: its parts must fit together."""
+
+import keras
+import numpy as np
+
+from .._utils import check_label_order
+
+_OPTIONAL_ATTRIBUTES = frozenset({"feature_names_in_"})
+
+
+def check_fitted_state(state, names):
+    """Refuse a fitted state whose parts are missing, unknown or disagree."""
+    expected = {"model_", *names}
+    missing = sorted(expected - _OPTIONAL_ATTRIBUTES - state.keys())
+    unknown = sorted(state.keys() - expected)
+    if missing or unknown:
+        raise ValueError(
+            f"fitted state: missing attributes {missing}, unknown attributes {unknown}."
+        )
+    image_shape = state["image_shape_"]
+    check_fitted_image_shape(image_shape)
+    _check_classes(state["classes_"])
+    _check_network(state["model_"], image_shape)
+    threshold = state["chosen_threshold_"]
+    if threshold is not None and not (
+        isinstance(threshold, float) and 0 <= threshold < 1
+    ):
+        raise ValueError(
+            f"chosen_threshold_ must be None or a number in [0, 1), got {threshold!r}."
+        )
+    n_features = state["n_features_in_"]
+    if n_features not in image_shape[:2]:
+        raise ValueError(
+            f"n_features_in_ = {n_features!r} fits neither side of image_shape_ "
+            f"{image_shape}."
+        )
+    _check_calibration(state["calibration_"], state["training_prevalence_"])
+    _check_validation_report(state["validation_report_"])
+    n_epochs = state["n_epochs_"]
+    if not (isinstance(n_epochs, int) and n_epochs >= 0):
+        raise ValueError(f"n_epochs_ must be a non-negative integer, got {n_epochs!r}.")
+    if not isinstance(state["history_"], dict):
+        raise ValueError("history_ must be a dict of lists of numbers.")
+
+
+def check_fitted_image_shape(image_shape):
+    """Refuse an ``image_shape_`` that is not three positive integers."""
+    if not (
+        isinstance(image_shape, tuple)
+        and len(image_shape) == 3
+        and all(
+            isinstance(side, int) and not isinstance(side, bool) and side > 0
+            for side in image_shape
+        )
+    ):
+        raise ValueError(
+            f"image_shape_ must be 3 positive integers, got {image_shape!r}."
+        )
+
+
+def _check_calibration(calibration, prevalence):
+    if calibration is not None and not (
+        isinstance(calibration, tuple)
+        and len(calibration) == 2
+        and all(
+            isinstance(value, float) and np.isfinite(value) for value in calibration
+        )
+        and calibration[0] > 0
+    ):
+        raise ValueError(
+            "calibration_ must be None or (slope, intercept), two finite numbers with "
+            f"a positive slope; got {calibration!r}."
+        )
+    if not (isinstance(prevalence, float) and 0 < prevalence < 1):
+        raise ValueError(
+            f"training_prevalence_ must be a number in (0, 1), got {prevalence!r}."
+        )
+
+
+#: The entries of ``validation_report_``, and which of them are shares in [0, 1].
+VALIDATION_REPORT_KEYS = (
+    "n_images",
+    "n_pneumonia",
+    "n_patients",
+    "threshold",
+    "recall",
+    "specificity",
+    "roc_auc",
+)
+_VALIDATION_SHARES = ("threshold", "recall", "specificity", "roc_auc")
+
+
+def _check_validation_report(report):
+    if report is None:
+        return
+    if not isinstance(report, dict) or sorted(report) != sorted(VALIDATION_REPORT_KEYS):
+        raise ValueError(
+            f"validation_report_ must be None or a dict of {VALIDATION_REPORT_KEYS}, "
+            f"got {report!r}."
+        )
+    for name in _VALIDATION_SHARES:
+        value = report[name]
+        if not (isinstance(value, float) and 0 <= value <= 1):
+            raise ValueError(
+                f"validation_report_[{name!r}] must be a number in [0, 1], got "
+                f"{value!r}."
+            )
+    counts = [report["n_images"], report["n_pneumonia"]]
+    if report["n_patients"] is not None:
+        counts.append(report["n_patients"])
+    if not all(isinstance(count, int) and count >= 0 for count in counts):
+        raise ValueError(
+            f"validation_report_ counts must be non-negative integers, got {report!r}."
+        )
+
+
+def _check_classes(classes):
+    if not (isinstance(classes, np.ndarray) and classes.shape == (2,)):
+        raise ValueError(f"classes_ must hold two labels, got {classes!r}.")
+    if not classes[0] < classes[1]:
+        raise ValueError(
+            f"classes_ must be two distinct labels in sorted order, got "
+            f"{classes.tolist()}: the greater one is the pneumonia class."
+        )
+    check_label_order(classes, "classes_")
+
+
+def _check_network(model, image_shape):
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"model_ must be a keras.Model, got {type(model).__name__}.")
+    if tuple(model.input_shape[1:]) != image_shape:
+        raise ValueError(
+            f"model_ takes inputs of shape {tuple(model.input_shape[1:])}, but "
+            f"image_shape_ is {image_shape}."
+        )
+    if tuple(model.output_shape) != (None, 1):
+        raise ValueError(
+            f"model_ must give one pneumonia probability per image, but its output "
+            f"has shape {model.output_shape}."
+        )
