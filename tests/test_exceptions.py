@@ -1,7 +1,6 @@
 """Where users find the package's warnings and errors, and the names made private."""
 
 import importlib
-import pickle
 
 import pytest
 
@@ -23,14 +22,6 @@ def test_each_warning_and_error_is_one_class_wherever_it_is_imported(name, also_
     for module_name in also_at:
         assert getattr(importlib.import_module(module_name), name) is defined
     assert name in pneumoclf.__all__
-
-
-def test_an_image_load_error_survives_pickling_with_its_files():
-    error = exceptions.ImageLoadError([("a.png", "file not found")], n_images=2)
-    copy = pickle.loads(pickle.dumps(error))
-    assert type(copy) is exceptions.ImageLoadError
-    assert copy.failures == [("a.png", "file not found")] and copy.n_images == 2
-    assert str(copy) == str(error)
 
 
 @pytest.mark.parametrize(
