@@ -277,6 +277,15 @@ def test_groups_of_another_length_are_refused(data):
         PneumoniaCNNClassifier(epochs=1).fit(X, y, groups=np.arange(len(y) - 1))
 
 
+def test_label_smoothing_reaches_the_loss(data):
+    X, y = data
+    classifier = PneumoniaCNNClassifier(
+        label_smoothing=0.1, epochs=1, early_stopping=False, random_state=0
+    ).fit(X, y)
+
+    assert classifier.model_.loss.get_config()["label_smoothing"] == 0.1
+
+
 # --- training further: warm_start and partial_fit -------------------------
 
 STEADY = dict(early_stopping=False, threshold=0.5, batch_size=16, random_state=0)
@@ -460,95 +469,6 @@ def test_sample_weight_reaches_the_loss(data):
     assert clf.fit(X, y, sample_weight=weights).predict_proba(X)[:, 1].max() < 0.5
 
 
-# --- errors -----------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("y", "message"),
-    [
-        (np.array([0, 1, 2] * 4), "Only binary classification"),
-        (np.zeros(12, int), "one class only"),
-        (np.linspace(0, 1, 12), "Unknown label type"),
-    ],
-)
-def test_bad_targets_are_refused(y, message):
-    X = np.zeros((12, 8, 8), np.float32)
-    with pytest.raises(ValueError, match=message):
-        PneumoniaCNNClassifier(epochs=1).fit(X, y)
-
-
-@pytest.mark.parametrize("bad", [np.nan, np.inf])
-def test_non_finite_pixels_are_refused(data, bad):
-    X, y = data
-    X = X.copy()
-    X[3, 2, 2] = bad
-    with pytest.raises(ValueError, match=r"NaN|infinity"):
-        PneumoniaCNNClassifier(epochs=1).fit(X, y)
-
-
-def test_length_mismatch_is_refused(data):
-    X, y = data
-    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
-        PneumoniaCNNClassifier(epochs=1).fit(X, y[:-1])
-
-
-def test_wrong_rank_is_refused(data):
-    X, y = data
-    with pytest.raises(ValueError, match="5 dimensions"):
-        PneumoniaCNNClassifier(epochs=1).fit(X[:, :, :, None, None], y)
-
-
-def test_other_image_size_than_in_fit_is_refused(fitted):
-    with pytest.raises(ValueError, match=r"32x32x1 .* 16x16x1 .* image size"):
-        fitted.predict_proba(np.zeros((2, 32, 32, 1), np.float32))
-
-
-@pytest.mark.usefixtures("eager")
-def test_other_table_width_than_in_fit_is_refused(data):
-    X, y = data
-    clf = PneumoniaCNNClassifier(epochs=1, early_stopping=False).fit(X[:, 0, :], y)
-    with pytest.raises(ValueError, match=r"X has 8 features, but .* expecting 16"):
-        clf.predict(X[:, 0, :8])
-
-
-def test_label_smoothing_reaches_the_loss(data):
-    X, y = data
-    classifier = PneumoniaCNNClassifier(
-        label_smoothing=0.1, epochs=1, early_stopping=False, random_state=0
-    ).fit(X, y)
-
-    assert classifier.model_.loss.get_config()["label_smoothing"] == 0.1
-
-
-@pytest.mark.parametrize(
-    "params",
-    [
-        {"filters": 0},
-        {"dropout": 1.0},
-        {"padding": "full"},
-        {"optimizer": "adagrad"},
-        {"threshold": 1.5},
-        {"threshold": 1.0},
-        {"label_smoothing": 1.0},
-        {"threshold": "best"},
-        {"learning_rate": -1.0},
-        {"validation_fraction": 0.0},
-    ],
-)
-def test_invalid_parameters_are_refused_at_fit(data, params):
-    X, y = data
-    clf = PneumoniaCNNClassifier(**params)  # constructing never validates
-    with pytest.raises(InvalidParameterError, match=next(iter(params))):
-        clf.fit(X, y)
-
-
-def test_predict_before_fit_is_refused(data):
-    from sklearn.exceptions import NotFittedError
-
-    with pytest.raises(NotFittedError):
-        PneumoniaCNNClassifier().predict(data[0])
-
-
 # ----------------------------------- shapes, dtypes and labels of hostile input
 
 
@@ -650,6 +570,14 @@ def test_wrong_input_at_predict_says_what_is_wrong(
         awkward_classifier.predict_proba(make_X(held_out_images))
 
 
+@pytest.mark.usefixtures("eager")
+def test_other_table_width_than_in_fit_is_refused(data):
+    X, y = data
+    clf = PneumoniaCNNClassifier(epochs=1, early_stopping=False).fit(X[:, 0, :], y)
+    with pytest.raises(ValueError, match=r"X has 8 features, but .* expecting 16"):
+        clf.predict(X[:, 0, :8])
+
+
 def test_an_empty_list_of_paths_is_refused_by_the_pipeline(awkward_pipeline):
     with pytest.raises(ValueError, match="at least one image path"):
         awkward_pipeline.predict([])
@@ -712,11 +640,15 @@ def _with(values, position, value):
          r"at least one row, one column and one channel; got X of shape \(12, 8, 0\)"),
         (sp.csr_matrix(X12.reshape(12, -1)), Y, TypeError, "dense data is required"),
         (np.where(X12 > 0.9, np.nan, X12), Y, ValueError, "NaN"),
+        (np.where(X12 > 0.9, np.inf, X12), Y, ValueError, "infinity"),
+        (X12[:, :, :, None, None], Y, ValueError, "5 dimensions"),
+        (X12, np.linspace(0, 1, 12), ValueError, "Unknown label type"),
     ],
     ids=["whitespace-labels", "case-labels", "bacteria-labels", "abnormal-labels",
          "pneumonia-first-labels", "none-label", "nan-labels",
          "mixed-labels", "two-column-y", "lengths", "empty", "one-sample",
-         "three-classes", "zero-width", "sparse", "nan-pixels"],
+         "three-classes", "zero-width", "sparse", "nan-pixels", "inf-pixels",
+         "5-d", "continuous-y"],
 )  # fmt: skip
 def test_wrong_training_input_says_what_is_wrong(X, y, error, message):
     with pytest.raises(error, match=message):
@@ -786,6 +718,10 @@ def test_a_dataframe_is_a_table_whose_column_names_are_checked(held_out_images):
         {"class_weight": {0: -1.0, 1: 1.0}}, {"class_weight": {0: 0.0, 1: 0.0}},
         {"class_weight": {0: np.nan, 1: 1.0}}, {"class_weight": {0: "1", 1: 1.0}},
         {"random_state": "seed"}, {"verbose": -1}, {"threshold": np.nan},
+        {"filters": 0}, {"dropout": 1.0}, {"padding": "full"},
+        {"optimizer": "adagrad"}, {"threshold": 1.5}, {"threshold": 1.0},
+        {"label_smoothing": 1.0}, {"threshold": "best"}, {"learning_rate": -1.0},
+        {"validation_fraction": 0.0},
     ],
     ids=str,
 )  # fmt: skip
