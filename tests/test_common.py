@@ -44,7 +44,7 @@ def test_sklearn_compatible_estimator(estimator, check):
 # arrays, and so skips an ImageLoader (its input tags say: a 1-D array of paths).
 # The checks below apply to any estimator and are run on it directly; each check
 # that needs numeric tables has a file-path counterpart here or in
-# test_preprocessing.py, listed with it.
+# preprocessing/test_loader.py, listed with it.
 
 LOADER_CHECKS = [
     ec.check_estimator_cloneable,
@@ -127,10 +127,10 @@ def test_a_read_only_array_of_paths_loads(loader_files):
 
 
 def test_every_check_left_out_has_a_counterpart():
-    import test_preprocessing
+    from preprocessing import test_loader
 
     for check, counterpart in LOADER_COUNTERPARTS.items():
         assert callable(getattr(ec, check)), check
         assert callable(
-            globals().get(counterpart) or getattr(test_preprocessing, counterpart, None)
+            globals().get(counterpart) or getattr(test_loader, counterpart, None)
         ), counterpart

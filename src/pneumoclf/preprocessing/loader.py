@@ -99,9 +99,10 @@ class ImageLoader(TransformerMixin, BaseEstimator):
 
     Notes
     -----
-    Unreadable files never yield arrays: ``transform`` checks every file and raises
-    one :class:`ImageLoadError` that lists each file that is missing, a directory,
-    empty, not an image, truncated or corrupt, unreadable for lack of permission, or
+    Unreadable files never yield arrays: ``transform`` checks every file and
+    raises one :class:`~pneumoclf.exceptions.ImageLoadError` that lists each file
+    that is missing, a directory, empty, not an image, truncated or corrupt,
+    unreadable for lack of permission, or
     larger than ``PIL.Image.MAX_IMAGE_PIXELS`` (a possible decompression bomb; PIL
     also emits its own ``DecompressionBombWarning`` for such a file).
     Truncated files are detected unless ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` has
