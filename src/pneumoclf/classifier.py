@@ -1,7 +1,6 @@
 """The scikit-learn face of the pneumonia CNN."""
 
 import warnings
-from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -9,7 +8,6 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils import ClassifierTags
 from sklearn.utils.validation import (
     check_array,
-    check_consistent_length,
     check_is_fitted,
     column_or_1d,
     validate_data,
@@ -18,32 +16,15 @@ from sklearn.utils.validation import (
 from . import _training
 from ._calibration import calibrated, check_prevalence, with_prevalence
 from ._compat import (
-    Interval,
-    StrOptions,
     check_feature_names,
     check_n_features,
     fit_context,
 )
 from ._docstring import NETWORK_PARAMETER_DOCS, Substitution
 from ._utils import binary_target, is_pneumonia
-from .architecture import HEADS, OPTIMIZERS
 from .preprocessing import paths_of
 
 __all__ = ["PneumoniaCNNClassifier"]
-
-#: Fitted attributes besides the network, in the order ``get_fitted_state`` gives.
-_FITTED_ATTRIBUTES = (
-    "classes_",
-    "image_shape_",
-    "n_features_in_",
-    "feature_names_in_",
-    "chosen_threshold_",
-    "calibration_",
-    "training_prevalence_",
-    "validation_report_",
-    "history_",
-    "n_epochs_",
-)
 
 
 @Substitution(**NETWORK_PARAMETER_DOCS)
@@ -223,40 +204,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
     (2, 2)
     """
 
-    _parameter_constraints: dict = {
-        "n_conv_blocks": [Interval(Integral, 1, None, closed="left")],
-        "filters": [Interval(Integral, 1, None, closed="left")],
-        "kernel_size": [Interval(Integral, 1, None, closed="left")],
-        "dense_units": [Interval(Integral, 1, None, closed="left")],
-        "dropout": [Interval(Real, 0, 1, closed="left")],
-        "batch_norm": ["boolean"],
-        "padding": [StrOptions({"auto", "valid", "same"})],
-        "head": [StrOptions(set(HEADS))],
-        "optimizer": [StrOptions(set(OPTIMIZERS))],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
-        "lr_schedule": [StrOptions({"constant", "plateau"})],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "epochs": [Interval(Integral, 1, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "monitor": [StrOptions({"loss", "auc"})],
-        "patience": [Interval(Integral, 1, None, closed="left")],
-        "class_weight": [StrOptions({"balanced"}), _training.ClassWeights(), None],
-        "rotation": [Interval(Real, 0, 0.5, closed="both")],
-        "zoom": [Interval(Real, 0, 1, closed="left")],
-        "shift": [Interval(Real, 0, 1, closed="left")],
-        "contrast": [Interval(Real, 0, 1, closed="both")],
-        "blur": [Interval(Real, 0, None, closed="left")],
-        "threshold": [Interval(Real, 0, 1, closed="left"), StrOptions({"auto"})],
-        "target_recall": [Interval(Real, 0, 1, closed="right"), None],
-        "calibration": [StrOptions({"platt", "temperature"}), None],
-        "prevalence": [Interval(Real, 0, 1, closed="neither"), None],
-        "warm_start": ["boolean"],
-        "callbacks": [_training.KerasCallbacks(), None],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-    }
+    _parameter_constraints: dict = _training.PARAMETER_CONSTRAINTS
 
     def __init__(
         self,
@@ -364,9 +312,12 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
             The fitted classifier.
         """
         settings = self._settings()
-        continuing = self.warm_start and self._has_network()
+        continuing = self.warm_start and hasattr(self, "model_")
         if groups is None and settings.needs_validation:
-            self._warn_about_shared_patients(paths_of(X))
+            message = _training.shared_patients_message(paths_of(X))
+            if message is not None:
+                # The caller of fit, past scikit-learn's _fit_context wrapper.
+                warnings.warn(message, UserWarning, stacklevel=3)
         X, y = validate_data(
             self,
             X,
@@ -376,26 +327,16 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
             dtype=np.float32,
         )
         X = self._training_images(X, settings, continuing)
-        sample_weight, groups = self._per_image(y, sample_weight, groups)
+        sample_weight, groups = _training.per_image(y, sample_weight, groups)
         seed = _training.draw_seed(self.random_state)
         if continuing:
             model, classes = self.model_, self.classes_
         else:
             model, classes = _training.new_network(settings, X, y, seed)
-        network = _training.train(
-            settings,
-            model,
-            classes,
-            X,
-            y,
-            sample_weight=sample_weight,
-            groups=groups,
-            seed=seed,
-            epochs=self.epochs,
-            validate=True,
+        run = dict(groups=groups, seed=seed, epochs=self.epochs, validate=True)
+        return self._train(
+            settings, model, classes, X, y, sample_weight, continuing, run
         )
-        self._keep(network, X.shape[1:], continuing)
-        return self
 
     @fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -427,7 +368,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         """
         settings = self._settings()
         _training.check_partial_fit_settings(settings)
-        continuing = self._has_network()
+        continuing = hasattr(self, "model_")
         y = column_or_1d(y, warn=True)
         classes = _training.partial_fit_classes(
             y, classes, self.classes_ if continuing else None
@@ -436,39 +377,20 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
             self, X, y, reset=not continuing, allow_nd=True, dtype=np.float32
         )
         X = self._training_images(X, settings, continuing)
-        sample_weight, _ = self._per_image(y, sample_weight, None)
+        sample_weight, _ = _training.per_image(y, sample_weight, None)
         seed = _training.draw_seed(self.random_state)
         if continuing:
             model = self.model_
             seed = None if seed is None else seed + self.n_epochs_
         else:
             model = _training.build_network(settings, X.shape[1:], seed)
-        network = _training.train(
-            settings,
-            model,
-            classes,
-            X,
-            y,
-            sample_weight=sample_weight,
-            groups=None,
-            seed=seed,
-            epochs=1,
-            validate=False,
+        run = dict(groups=None, seed=seed, epochs=1, validate=False)
+        return self._train(
+            settings, model, classes, X, y, sample_weight, continuing, run
         )
-        self._keep(network, X.shape[1:], continuing)
-        return self
-
-    def _warn_about_shared_patients(self, paths):
-        message = _training.shared_patients_message(paths)
-        if message is not None:
-            # The caller of fit, past scikit-learn's _fit_context wrapper.
-            warnings.warn(message, UserWarning, stacklevel=4)
 
     def _settings(self):
         return _training.Settings.from_params(self.get_params(deep=False))
-
-    def _has_network(self):
-        return hasattr(self, "model_")
 
     def _training_images(self, X, settings, continuing):
         if continuing:
@@ -479,17 +401,11 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         _training.warn_if_outside_unit_range(X)
         return X
 
-    def _per_image(self, y, sample_weight, groups):
-        if sample_weight is not None:
-            sample_weight = column_or_1d(sample_weight).astype(np.float64)
-            check_consistent_length(y, sample_weight)
-        if groups is not None:
-            groups = column_or_1d(groups)
-            check_consistent_length(y, groups)
-        return sample_weight, groups
-
-    def _keep(self, network, image_shape, continuing):
-        """Set the fitted attributes from a training run; warn what it found."""
+    def _train(self, settings, model, classes, X, y, sample_weight, continuing, run):
+        """Train ``model``, set the fitted attributes, warn what the run found."""
+        network = _training.train(
+            settings, model, classes, X, y, sample_weight=sample_weight, **run
+        )
         if continuing:
             self.history_ = _training.joined_history(
                 self.history_, self.n_epochs_, network.history, network.n_epochs
@@ -500,7 +416,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
             self.n_epochs_ = network.n_epochs
         self.model_ = network.model
         self.classes_ = network.classes
-        self.image_shape_ = image_shape
+        self.image_shape_ = X.shape[1:]
         self.chosen_threshold_ = network.chosen_threshold
         self.calibration_ = network.calibration
         self.training_prevalence_ = network.prevalence
@@ -509,6 +425,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
             # The caller of fit, past scikit-learn's _fit_context wrapper and this
             # method; a Warning instance keeps its own category.
             warnings.warn(message, UserWarning, stacklevel=4)
+        return self
 
     def predict_proba(self, X):
         """Probabilities of the two classes.
@@ -587,7 +504,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         state = {
             name: getattr(self, name)
-            for name in _FITTED_ATTRIBUTES
+            for name in _training.FITTED_ATTRIBUTES
             if hasattr(self, name)
         }
         return {"model_": self.model_, **state}
@@ -613,7 +530,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
             whose input or output does not match, a threshold outside [0, 1].
         """
         state = dict(state)
-        _training.check_fitted_state(state, _FITTED_ATTRIBUTES)
+        _training.check_fitted_state(state)
         for name, value in state.items():
             setattr(self, name, value)
         return self
@@ -648,12 +565,6 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         -------
         int
             The number of weights, trainable or not.
-
-        Raises
-        ------
-        ValueError
-            If ``image_shape`` is not three positive integers, or the
-            architecture leaves no pixel of such images.
         """
         _training.check_fitted_image_shape(image_shape)
         return _training.count_network_weights(self._settings(), image_shape)
@@ -669,12 +580,8 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n, h, w, c)
-            float32 images, for ``model_`` or heat maps.
-
-        Raises
-        ------
-        ValueError
-            If the images' shape differs from the fitted one, saying how.
+            float32 images, for ``model_`` or heat maps; a ``ValueError`` says
+            how images of another shape differ from the fitted ones.
         """
         check_is_fitted(self)
         # Column names are compared before the conversion to an array drops them.

@@ -17,10 +17,19 @@ of its parameters, never itself. One purpose per module:
 """
 
 from .adapter import new_network
-from .constraints import ClassWeights, KerasCallbacks
+from .constraints import PARAMETER_CONSTRAINTS
 from .continuing import check_partial_fit_settings, joined_history, partial_fit_classes
-from .fitted_state import check_fitted_image_shape, check_fitted_state
-from .images import check_image_shape, image_batch, warn_if_outside_unit_range
+from .fitted_state import (
+    FITTED_ATTRIBUTES,
+    check_fitted_image_shape,
+    check_fitted_state,
+)
+from .images import (
+    check_image_shape,
+    image_batch,
+    per_image,
+    warn_if_outside_unit_range,
+)
 from .inference import check_scores, network_scores
 from .network import build_network, check_same_architecture, count_network_weights
 from .run import train
@@ -28,8 +37,8 @@ from .settings import Settings, draw_seed
 from .validation import shared_patients_message
 
 __all__ = [
-    "ClassWeights",
-    "KerasCallbacks",
+    "FITTED_ATTRIBUTES",
+    "PARAMETER_CONSTRAINTS",
     "Settings",
     "build_network",
     "check_fitted_image_shape",
@@ -45,6 +54,7 @@ __all__ = [
     "network_scores",
     "new_network",
     "partial_fit_classes",
+    "per_image",
     "shared_patients_message",
     "train",
     "warn_if_outside_unit_range",

@@ -5,12 +5,13 @@ so these extend ``Options`` (a value of a type, among allowed ones) and decide
 for themselves which values are allowed.
 """
 
-from numbers import Real
+from numbers import Integral, Real
 
 import keras
 import numpy as np
 
-from .._compat import Options
+from .._compat import Interval, Options, StrOptions
+from ..architecture import HEADS, OPTIMIZERS
 
 
 class ClassWeights(Options):
@@ -51,3 +52,40 @@ def _is_weight(value):
         and bool(np.isfinite(value))
         and value >= 0
     )
+
+
+#: The constraints of every ``PneumoniaCNNClassifier`` parameter.
+PARAMETER_CONSTRAINTS = {
+    "n_conv_blocks": [Interval(Integral, 1, None, closed="left")],
+    "filters": [Interval(Integral, 1, None, closed="left")],
+    "kernel_size": [Interval(Integral, 1, None, closed="left")],
+    "dense_units": [Interval(Integral, 1, None, closed="left")],
+    "dropout": [Interval(Real, 0, 1, closed="left")],
+    "batch_norm": ["boolean"],
+    "padding": [StrOptions({"auto", "valid", "same"})],
+    "head": [StrOptions(set(HEADS))],
+    "optimizer": [StrOptions(set(OPTIMIZERS))],
+    "learning_rate": [Interval(Real, 0, None, closed="neither")],
+    "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+    "lr_schedule": [StrOptions({"constant", "plateau"})],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "epochs": [Interval(Integral, 1, None, closed="left")],
+    "early_stopping": ["boolean"],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "monitor": [StrOptions({"loss", "auc"})],
+    "patience": [Interval(Integral, 1, None, closed="left")],
+    "class_weight": [StrOptions({"balanced"}), ClassWeights(), None],
+    "rotation": [Interval(Real, 0, 0.5, closed="both")],
+    "zoom": [Interval(Real, 0, 1, closed="left")],
+    "shift": [Interval(Real, 0, 1, closed="left")],
+    "contrast": [Interval(Real, 0, 1, closed="both")],
+    "blur": [Interval(Real, 0, None, closed="left")],
+    "threshold": [Interval(Real, 0, 1, closed="left"), StrOptions({"auto"})],
+    "target_recall": [Interval(Real, 0, 1, closed="right"), None],
+    "calibration": [StrOptions({"platt", "temperature"}), None],
+    "prevalence": [Interval(Real, 0, 1, closed="neither"), None],
+    "warm_start": ["boolean"],
+    "callbacks": [KerasCallbacks(), None],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+}

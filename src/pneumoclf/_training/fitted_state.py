@@ -5,10 +5,24 @@ import numpy as np
 
 from .._utils import check_label_order
 
+#: Fitted attributes besides the network, in the order ``get_fitted_state`` gives.
+FITTED_ATTRIBUTES = (
+    "classes_",
+    "image_shape_",
+    "n_features_in_",
+    "feature_names_in_",
+    "chosen_threshold_",
+    "calibration_",
+    "training_prevalence_",
+    "validation_report_",
+    "history_",
+    "n_epochs_",
+)
+
 _OPTIONAL_ATTRIBUTES = frozenset({"feature_names_in_"})
 
 
-def check_fitted_state(state, names):
+def check_fitted_state(state, names=FITTED_ATTRIBUTES):
     """Refuse a fitted state whose parts are missing, unknown or disagree."""
     expected = {"model_", *names}
     missing = sorted(expected - _OPTIONAL_ATTRIBUTES - state.keys())

@@ -3,6 +3,7 @@
 import warnings
 
 import numpy as np
+from sklearn.utils.validation import check_consistent_length, column_or_1d
 
 # How far pixels may stray from [0, 1] (rounding after a rescaling) before the
 # input is taken for unscaled images.
@@ -75,3 +76,14 @@ def check_image_shape(shape, expected, name):
         f"{name} was fitted on; load them with the same image size (for example "
         f"ImageLoader(image_size=({h}, {w})))."
     )
+
+
+def per_image(y, sample_weight, groups):
+    """``sample_weight`` as float64, and ``groups``: one entry per image, checked."""
+    if sample_weight is not None:
+        sample_weight = column_or_1d(sample_weight).astype(np.float64)
+        check_consistent_length(y, sample_weight)
+    if groups is not None:
+        groups = column_or_1d(groups)
+        check_consistent_length(y, groups)
+    return sample_weight, groups
