@@ -331,8 +331,8 @@ def test_save_overlays_cuts_the_padding_off_the_map(classifier, tmp_path, monkey
     path = _save_gray(tmp_path / "wide.png", np.full((32, 96), 0.5))
     padded = np.zeros((1, SIZE, SIZE), dtype=np.float32)
     padded[:, 10:21, :] = 1.0
-    monkeypatch.setattr(explain, "heatmaps", lambda *args, **kwargs: padded)
-    monkeypatch.setattr(explain, "_overlay_titles", lambda *args, **kwargs: [""])
+    monkeypatch.setattr(explain._overlays, "heatmaps", lambda *args, **kw: padded)
+    monkeypatch.setattr(explain._overlays, "_overlay_titles", lambda *a, **kw: [""])
     pipeline = Pipeline(
         [("load", ImageLoader(image_size=SIZE, resize="pad")), ("cnn", classifier)]
     )
@@ -494,7 +494,7 @@ def test_heatmaps_refuse_what_they_cannot_do(classifier, held_out, kwargs, messa
     ("size", "window", "stride"), [(32, 4, 2), (17, 4, 2), (5, 8, 4)]
 )
 def test_occlusion_windows_cover_every_pixel(size, window, stride):
-    starts = explain._window_starts(size, window, stride)
+    starts = explain._maps._window_starts(size, window, stride)
     covered = np.zeros(size, dtype=bool)
     for start in starts:
         covered[start : start + window] = True
@@ -521,7 +521,7 @@ def test_saved_overlays_are_titled_with_label_probability_and_threshold(
 ):
     X, _, _ = held_out
     paths = [_save_gray(tmp_path / f"xray_{i}.png", X[i]) for i in range(4)]
-    titles = explain._overlay_titles(pipeline, paths, "gradcam")
+    titles = explain._overlays._overlay_titles(pipeline, paths, "gradcam")
     probabilities = pipeline.predict_proba(paths)[:, 1]
     labels = pipeline.predict(paths)
     threshold = classifier.threshold_
@@ -540,7 +540,7 @@ def test_a_threshold_wrapper_titles_with_its_own_threshold(
     X, _, _ = held_out
     paths = [_save_gray(tmp_path / f"xray_{i}.png", X[i]) for i in range(3)]
     wrapped = FixedThresholdClassifier(pipeline, threshold=0.01).fit(paths, [0, 1, 0])
-    titles = explain._overlay_titles(wrapped, paths, "gradcam")
+    titles = explain._overlays._overlay_titles(wrapped, paths, "gradcam")
     assert all("threshold 0.010" in title for title in titles)
     assert [title.split(":")[0] for title in titles] == [
         str(label) for label in wrapped.predict(paths)
@@ -548,7 +548,7 @@ def test_a_threshold_wrapper_titles_with_its_own_threshold(
     # "auto" applies 0.5, not the threshold of the classifier inside.
     inner = clone(pipeline).set_params(cnn__threshold=0.2)
     default = FixedThresholdClassifier(inner).fit(paths, [0, 1, 0])
-    titles = explain._overlay_titles(default, paths, "gradcam")
+    titles = explain._overlays._overlay_titles(default, paths, "gradcam")
     assert all("threshold 0.500" in title for title in titles)
     assert [title.split(":")[0] for title in titles] == [
         str(label) for label in default.predict(paths)
