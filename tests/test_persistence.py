@@ -35,12 +35,12 @@ from pneumoclf import ImageLoader, PneumoniaCNNClassifier, __version__
 from pneumoclf.persistence import (
     FORMAT_VERSION,
     ModelFileError,
-    _from_json,
-    _to_json,
     load_model,
     read_model_card,
     save_model,
 )
+from pneumoclf.persistence._loading import _from_json
+from pneumoclf.persistence._saving import _to_json
 
 # A small network keeps each fit to a second or two.
 SMALL = dict(n_conv_blocks=2, filters=4, dense_units=8, epochs=2, random_state=0)
@@ -679,7 +679,7 @@ def test_oversized_metadata_is_refused_without_expanding_it(
 def test_a_network_that_would_expand_enormously_is_refused(
     awkward_model_file, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(persistence, "_MIN_CHECKED_EXPANSION_BYTES", 1024**2)
+    monkeypatch.setattr(persistence._archive, "_MIN_CHECKED_EXPANSION_BYTES", 1024**2)
     path = tmp_path / "bomb.pneumoclf"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(
@@ -911,11 +911,11 @@ def test_metadata_of_tiny_containers_is_refused_before_parsing(
 ):
     members = read_members(awkward_model_file)
     metadata = json.loads(members["metadata.json"])
-    n_containers = persistence._MAX_METADATA_CONTAINERS + 1
+    n_containers = persistence._format._MAX_METADATA_CONTAINERS + 1
     members["metadata.json"] = json.dumps(metadata).replace(
         '"format"', '"padding": [' + ",".join(["[]"] * n_containers) + '], "format"', 1
     )
-    assert len(members["metadata.json"]) < persistence._MAX_METADATA_BYTES
+    assert len(members["metadata.json"]) < persistence._format._MAX_METADATA_BYTES
     path = write_members(tmp_path / "m.pneumoclf", members)
 
     with pytest.raises(ModelFileError, match="far more than any model needs"):
@@ -939,7 +939,7 @@ def test_an_architecture_larger_than_its_weights_is_refused_before_building(
 def test_deflated_weights_that_would_expand_enormously_are_refused(
     awkward_model_file, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(persistence, "_MIN_CHECKED_EXPANSION_BYTES", 1024**2)
+    monkeypatch.setattr(persistence._archive, "_MIN_CHECKED_EXPANSION_BYTES", 1024**2)
     members = read_members(awkward_model_file)
     metadata = json.loads(members["metadata.json"])
     metadata["estimator"]["steps"][1]["params"]["dense_units"] = 2**12
