@@ -66,6 +66,8 @@ def broken_rules(sources):
                 )
         if parts[0] != "pneumoclf" or module == importer:
             continue
+        if module not in sources:
+            broken.append(f"{importer} imports {module}, which does not exist")
         if importer.startswith(module + "."):
             continue  # a package's own __init__ or a module above
         owner = module.rsplit(".", 1)[0]
@@ -121,6 +123,7 @@ def test_the_package_keeps_its_import_rules():
         ("pneumoclf.persistence", "from ._training import x", "serves the classifier"),
         ("pneumoclf.report", "from sklearn.utils._param_validation import x", "scikit"),
         ("pneumoclf.metrics", "from sklearn.utils.validation import _check", "scikit"),
+        ("pneumoclf.tuning._tune", "def f():\n    from .classifier import x", "exist"),
     ],
 )
 def test_each_rule_catches_what_it_forbids(importer, source, rule):

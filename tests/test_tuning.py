@@ -488,8 +488,8 @@ def test_a_stored_study_needs_a_name_to_be_found_again(xrays, tmp_path, storage)
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # study.ask
 def test_a_trial_of_a_killed_worker_is_tried_again(xrays, tmp_path, monkeypatch):
-    monkeypatch.setattr(tuning, "_HEARTBEAT_INTERVAL", 1)
-    monkeypatch.setattr(tuning, "_HEARTBEAT_GRACE_PERIOD", 1)
+    monkeypatch.setattr(tuning._storage, "_HEARTBEAT_INTERVAL", 1)
+    monkeypatch.setattr(tuning._storage, "_HEARTBEAT_GRACE_PERIOD", 1)
     storage = f"sqlite:///{tmp_path / 's.db'}"
     arguments = dict(
         search_space=WORKER_SPACE, fixed_params=WORKER_FIXED, storage=storage,
@@ -497,7 +497,9 @@ def test_a_trial_of_a_killed_worker_is_tried_again(xrays, tmp_path, monkeypatch)
     )  # fmt: skip
     # A worker that started a trial, beat once, and was killed.
     study = optuna.create_study(
-        storage=tuning._open_storage(storage), study_name="s", direction="maximize"
+        storage=tuning._storage._open_storage(storage),
+        study_name="s",
+        direction="maximize",
     )
     orphan = study.ask(WORKER_SPACE)
     study._storage.record_heartbeat(orphan._trial_id)

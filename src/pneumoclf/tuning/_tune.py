@@ -1,20 +1,10 @@
-"""Hyper-parameter tuning with Optuna, on patient-grouped splits.
-
-:func:`tune` scores each of its trials on patients that the trial's network never
-saw; :func:`default_search_space` is the space it searches unless told otherwise,
-and :func:`limit_threads` shares a machine's cores between several workers.
-
-Tuning needs the ``tune`` extra: ``pip install "pneumoclf[tune]"``.
-"""
+"""tune(): an Optuna search of the recipe's pipeline, and its best model."""
 
 import functools
-import logging
 import os
 import socket
-import time
 import warnings
 from collections import Counter
-from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -22,179 +12,23 @@ from sklearn.metrics import check_scoring, roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import column_or_1d
 
-from ._compat import HasMethods, Interval, validate_params
-from .model_selection import patient_groups, patient_split
-from .preprocessing import ImageLoader, check_paths
-
-__all__ = ["default_search_space", "limit_threads", "tune"]
-
-
-#: Trial states that count towards ``n_trials`` in :func:`tune`.
-_FINISHED_STATES = ("COMPLETE", "PRUNED")
-
-#: Seconds SQLite waits for another process's write before failing.
-_SQLITE_LOCK_TIMEOUT = 30
-
-# A worker of a database study records a heartbeat this often while its trial
-# runs; a running trial without one for the grace period is taken for a killed
-# worker's: it is marked failed, and its parameters are tried again, at most
-# that many times.
-_HEARTBEAT_INTERVAL = 60
-_HEARTBEAT_GRACE_PERIOD = 180
-_MAX_RETRIES = 2
-
-
-def _import_optuna():
-    """Return the ``optuna`` module, or say which extra installs it."""
-    try:
-        import optuna
-        import optuna_integration  # noqa: F401
-    except ImportError as error:
-        raise ImportError(
-            'Tuning needs Optuna and optuna-integration: pip install "pneumoclf[tune]"'
-        ) from error
-    return optuna
-
-
-def default_search_space(prefix="cnn__", loader_prefix="load__"):
-    """Optuna search space over the CNN, its training, the image size and threshold.
-
-    The space covers, with ranges that suit pediatric chest X-rays:
-
-    * architecture: ``n_conv_blocks`` 1 to 4, ``filters`` 8 to 64 and
-      ``dense_units`` 16 to 256 (both log-uniform), ``kernel_size`` 3, 5 or 7,
-      ``dropout`` 0 to 0.5, ``batch_norm`` on or off;
-    * optimisation: ``learning_rate`` 1e-4 to 1e-2 (log-uniform), ``batch_size``
-      16, 32 or 64;
-    * augmentation: ``rotation`` up to 0.05 of a turn (18 degrees), ``zoom`` up to
-      0.2, ``shift`` up to 0.1, ``contrast`` up to 0.3;
-    * image size: ``image_size`` of the loader 32, 64, 96 or 128 pixels;
-    * threshold rule: ``threshold`` is always ``"auto"`` and ``target_recall`` is
-      one of None, 0.9, 0.95, 0.98 or 0.99.
-
-    Every combination is valid: small images that many large kernels would shrink
-    to nothing get ``"same"`` padding through the classifier's
-    ``padding="auto"``.
-
-    The threshold rule costs no extra training: with ``threshold="auto"`` the
-    classifier chooses its threshold on its own validation part after training,
-    by the best F2 with a specificity guard (``target_recall=None``) or by the
-    best specificity at the target recall (see
-    :func:`pneumoclf.metrics.choose_threshold`). It matters only to scorers on
-    predicted labels, such as
-    :func:`~pneumoclf.metrics.make_recall_weighted_scorer`; with a ranking
-    scorer such as ``"roc_auc"`` it is left to chance, so fix it instead (for
-    example ``fixed_params={"cnn__target_recall": 0.95}`` in :func:`tune`).
-
-    Parameters
-    ----------
-    prefix : str, default="cnn__"
-        Prefix of the classifier's parameters: ``"cnn__"`` for the step named
-        ``"cnn"`` of a :class:`~sklearn.pipeline.Pipeline`, ``""`` for a bare
-        :class:`~pneumoclf.PneumoniaCNNClassifier`.
-    loader_prefix : str or None, default="load__"
-        Prefix of the :class:`~pneumoclf.ImageLoader`'s parameters. None leaves
-        the image size out, for a classifier fed with arrays.
-
-    Returns
-    -------
-    dict of str to optuna.distributions.BaseDistribution
-        Distributions keyed by parameter name, ready for
-        :func:`tune` or ``optuna_integration.OptunaSearchCV``. It is a new dict
-        on each call: update or delete entries freely.
-
-    See Also
-    --------
-    tune : Run a patient-grouped Optuna study over this space.
-
-    Examples
-    --------
-    >>> from pneumoclf.tuning import default_search_space
-    >>> space = default_search_space()
-    >>> space["cnn__learning_rate"]
-    FloatDistribution(high=0.01, log=True, low=0.0001, step=None)
-    >>> space["load__image_size"]
-    IntDistribution(high=128, log=False, low=32, step=32)
-    >>> sorted(default_search_space(prefix="", loader_prefix=None))[:4]
-    ['batch_norm', 'batch_size', 'contrast', 'dense_units']
-
-    Restrict it with fixed values before a search, for example with
-    ``optuna_integration.OptunaSearchCV``:
-
-    >>> from optuna.distributions import CategoricalDistribution
-    >>> space["load__image_size"] = CategoricalDistribution([64])
-    """
-    _import_optuna()
-    from optuna.distributions import (
-        CategoricalDistribution,
-        FloatDistribution,
-        IntDistribution,
-    )
-
-    classifier_space = {
-        "n_conv_blocks": IntDistribution(1, 4),
-        "filters": IntDistribution(8, 64, log=True),
-        "kernel_size": IntDistribution(3, 7, step=2),
-        "dense_units": IntDistribution(16, 256, log=True),
-        "dropout": FloatDistribution(0.0, 0.5),
-        "batch_norm": CategoricalDistribution([False, True]),
-        "learning_rate": FloatDistribution(1e-4, 1e-2, log=True),
-        "batch_size": CategoricalDistribution([16, 32, 64]),
-        "rotation": FloatDistribution(0.0, 0.05),
-        "zoom": FloatDistribution(0.0, 0.2),
-        "shift": FloatDistribution(0.0, 0.1),
-        "contrast": FloatDistribution(0.0, 0.3),
-        "threshold": CategoricalDistribution(["auto"]),
-        "target_recall": CategoricalDistribution([None, 0.9, 0.95, 0.98, 0.99]),
-    }
-    space = {prefix + name: value for name, value in classifier_space.items()}
-    if loader_prefix is not None:
-        space[loader_prefix + "image_size"] = IntDistribution(32, 128, step=32)
-    return space
-
-
-@validate_params(
-    {"n_threads": [Interval(Integral, 1, None, closed="left")]},
-    prefer_skip_nested_validation=True,
+from .._compat import HasMethods, Interval, validate_params
+from ..model_selection import patient_groups, patient_split
+from ..preprocessing import ImageLoader, check_paths
+from ._spaces import (
+    _check_search_space,
+    _checked_draw,
+    _draw_from,
+    default_search_space,
 )
-def limit_threads(n_threads):
-    """Cap the CPU threads TensorFlow uses in this process.
-
-    Sets both of TensorFlow's thread pools, the one inside each operation and
-    the one running independent operations side by side, to ``n_threads``, so
-    that several training processes on one machine share its cores instead of
-    each taking all of them (for example 4 workers of :func:`tune` with
-    ``n_threads=4`` on 16 cores).
-
-    TensorFlow fixes its thread pools when it runs its first operation, so call
-    this first thing in the process, before any training, prediction or tensor.
-    Calling it again with the same number is harmless.
-
-    Parameters
-    ----------
-    n_threads : int
-        Threads of each pool, at least 1.
-
-    Raises
-    ------
-    RuntimeError
-        If TensorFlow has already started with other pool sizes.
-    """
-    import tensorflow as tf
-
-    threading = tf.config.threading
-    try:
-        threading.set_intra_op_parallelism_threads(n_threads)
-        threading.set_inter_op_parallelism_threads(n_threads)
-    except RuntimeError as error:
-        raise RuntimeError(
-            f"Cannot limit TensorFlow to {n_threads} thread(s): it has already run "
-            "in this process, which fixed its thread pools at "
-            f"{threading.get_intra_op_parallelism_threads()} and "
-            f"{threading.get_inter_op_parallelism_threads()} threads (0 means one "
-            "per core). Call limit_threads first, before anything trains, predicts "
-            "or makes a tensor."
-        ) from error
+from ._storage import (
+    _FINISHED_STATES,
+    _create_study,
+    _import_optuna,
+    _optuna_log_level,
+    _QuietOnInterrupt,
+)
+from ._threads import limit_threads
 
 
 @validate_params(
@@ -519,14 +353,14 @@ def _default_params(random_state, n_threads, verbose):
 
 
 def _default_pipeline():
-    from .classifier import PneumoniaCNNClassifier  # loads TensorFlow
+    from ..classifier import PneumoniaCNNClassifier  # loads TensorFlow
 
     return Pipeline([("load", ImageLoader()), ("cnn", PneumoniaCNNClassifier())])
 
 
 def _pipeline_factory(pipeline):
     """A function of ``params`` that makes the searched pipeline with them set."""
-    from .classifier import PneumoniaCNNClassifier
+    from ..classifier import PneumoniaCNNClassifier
 
     make = _default_pipeline if pipeline is None else pipeline
     sample = make()
@@ -541,170 +375,10 @@ def _pipeline_factory(pipeline):
     return lambda params: make().set_params(**params)
 
 
-def _unknown_params_message(unknown, where):
-    return (
-        f"{where} names parameters the pipeline does not have: {unknown}. "
-        "Names start with 'load__' (ImageLoader) or 'cnn__' "
-        "(PneumoniaCNNClassifier), for example 'cnn__filters'."
-    )
-
-
-def _checked_draw(space, make_pipe):
-    """The define-by-run ``space``, refusing what is not pipeline parameters."""
-    known = make_pipe({}).get_params(deep=True)
-
-    def draw(trial):
-        drawn = space(trial)
-        if not isinstance(drawn, dict):
-            raise TypeError(
-                f"search_space(trial) must return a dict of pipeline parameters, "
-                f"got {drawn!r}."
-            )
-        unknown = sorted(name for name in drawn if name not in known)
-        if unknown:
-            raise ValueError(_unknown_params_message(unknown, "search_space(trial)"))
-        return drawn
-
-    return draw
-
-
-def _draw_from(search_space, trial):
-    return {
-        name: _suggest(trial, name, distribution)
-        for name, distribution in search_space.items()
-    }
-
-
-def _check_search_space(search_space, make_pipe):
-    from optuna.distributions import (
-        CategoricalDistribution,
-        FloatDistribution,
-        IntDistribution,
-    )
-
-    known = make_pipe({}).get_params(deep=True)
-    unknown = sorted(name for name in search_space if name not in known)
-    if unknown:
-        raise ValueError(_unknown_params_message(unknown, "search_space"))
-    supported = (CategoricalDistribution, FloatDistribution, IntDistribution)
-    for name, distribution in search_space.items():
-        if not isinstance(distribution, supported):
-            raise ValueError(
-                f"search_space[{name!r}] must be an Optuna FloatDistribution, "
-                f"IntDistribution or CategoricalDistribution; got {distribution!r}."
-            )
-
-
-def _suggest(trial, name, distribution):
-    """Draw one parameter; Optuna's Trial has no public method taking a distribution."""
-    from optuna.distributions import FloatDistribution, IntDistribution
-
-    if isinstance(distribution, FloatDistribution):
-        return trial.suggest_float(
-            name,
-            distribution.low,
-            distribution.high,
-            step=distribution.step,
-            log=distribution.log,
-        )
-    if isinstance(distribution, IntDistribution):
-        return trial.suggest_int(
-            name,
-            distribution.low,
-            distribution.high,
-            step=distribution.step,
-            log=distribution.log,
-        )
-    return trial.suggest_categorical(name, distribution.choices)
-
-
 def _pruning_callback(trial):
     from optuna_integration import KerasPruningCallback
 
     return KerasPruningCallback(trial, "val_auc")
-
-
-def _create_study(optuna, storage, study_name, random_state, pruning, sampler):
-    """Create the study, or load it when ``storage`` already holds ``study_name``."""
-    if pruning is True:
-        pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
-    elif pruning is False:
-        pruner = optuna.pruners.NopPruner()
-    else:
-        pruner = pruning
-    return optuna.create_study(
-        storage=_open_storage(storage),
-        study_name=study_name,
-        load_if_exists=True,
-        direction="maximize",
-        sampler=(
-            sampler
-            if sampler is not None
-            else optuna.samplers.TPESampler(
-                seed=random_state if storage is None else None
-            )
-        ),
-        pruner=pruner,
-    )
-
-
-def _open_storage(storage):
-    """Turn ``tune``'s ``storage`` argument into what ``optuna.create_study`` takes."""
-    if not isinstance(storage, (str, os.PathLike)):
-        return storage  # None (in memory) or an Optuna storage object
-    storage = os.fspath(storage)
-    if "://" not in storage:
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
-        return JournalStorage(JournalFileBackend(storage))
-    if storage.startswith("sqlite"):
-        engine_kwargs = {"connect_args": {"timeout": _SQLITE_LOCK_TIMEOUT}}
-    else:
-        # Trials last minutes; check that a pooled connection is still alive.
-        engine_kwargs = {"pool_pre_ping": True}
-    return _rdb_storage(storage, engine_kwargs)
-
-
-def _rdb_storage(url, engine_kwargs, attempts=3):
-    import optuna
-    from optuna.storages import RDBStorage
-    from sqlalchemy.exc import SQLAlchemyError
-
-    for attempt in range(1, attempts + 1):
-        try:
-            with warnings.catch_warnings():
-                # Optuna marks the heartbeat experimental; tune documents it.
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return RDBStorage(
-                    url, engine_kwargs=engine_kwargs, **_heartbeat_settings()
-                )
-        except ImportError as error:
-            scheme = url.split("://", 1)[0]
-            raise ImportError(
-                f"No database driver for {scheme!r} storage URLs could be imported "
-                f'({error.__cause__ or error}). pip install "pneumoclf[postgres]" '
-                "installs the PostgreSQL driver; SQLAlchemy reads 'postgresql://' as "
-                "psycopg 3 and 'postgresql+psycopg2://' as psycopg2."
-            ) from error
-        except SQLAlchemyError:
-            # Processes started together on a new database race to create its
-            # tables; the loser finds them made when it tries again.
-            if attempt == attempts:
-                raise
-            time.sleep(attempt)
-
-
-def _heartbeat_settings():
-    from optuna.storages import RetryHeartbeatStaleTrialCallback
-
-    return {
-        "heartbeat_interval": _HEARTBEAT_INTERVAL,
-        "grace_period": _HEARTBEAT_GRACE_PERIOD,
-        "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(
-            max_retry=_MAX_RETRIES
-        ),
-    }
 
 
 def _best_trial(study):
@@ -719,49 +393,3 @@ def _best_trial(study):
             "milder pruner), run more trials, or look at the failed trials' errors."
         )
     return study.best_trial
-
-
-@contextmanager
-def _optuna_log_level(optuna, verbose, log_filter):
-    """Show Optuna's line per finished trial if ``verbose``, then restore its level.
-
-    ``log_filter`` is added to Optuna's handlers meanwhile: a logger's own
-    filters do not see its children's records.
-    """
-    previous = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(
-        optuna.logging.INFO if verbose else optuna.logging.WARNING
-    )
-    handlers = logging.getLogger("optuna").handlers
-    for handler in handlers:
-        handler.addFilter(log_filter)
-    try:
-        yield
-    finally:
-        for handler in handlers:
-            handler.removeFilter(log_filter)
-        optuna.logging.set_verbosity(previous)
-
-
-class _QuietOnInterrupt(logging.Filter):
-    """Hold back Optuna's failed-trial warnings once the user has interrupted.
-
-    The ``KeyboardInterrupt`` itself reaches the caller; Optuna would first log
-    the interrupted trial as failed, with a traceback.
-    """
-
-    interrupted = False
-
-    def watch(self, objective):
-        @functools.wraps(objective)
-        def watched(trial):
-            try:
-                return objective(trial)
-            except KeyboardInterrupt:
-                self.interrupted = True
-                raise
-
-        return watched
-
-    def filter(self, record):
-        return not self.interrupted
