@@ -5,6 +5,7 @@ classifier), trained once per session: each fit costs seconds of TensorFlow set-
 """
 
 import contextlib
+import io
 import os
 import shutil
 from pathlib import Path
@@ -15,7 +16,9 @@ from awkward import AWKWARD_FOLDER, SIDE, SMALL_CNN, save_image
 from browser import CHROMIUM_VARIABLE, find_chromium
 from PIL import Image
 from sklearn.pipeline import Pipeline
-from synthetic import blob_images, write_images
+from synthetic import blob_images, write_images, write_split
+
+from pneumoclf.cli import main
 
 
 @pytest.fixture(scope="session")
@@ -102,6 +105,27 @@ def awkward_model_file(awkward_pipeline, tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "model.pneumoclf"
     save_model(awkward_pipeline, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    """A chest_xray-like folder: train and val splits of 16x16 JPEGs."""
+    root = tmp_path_factory.mktemp("chest_xray")
+    write_split(root / "train", 20, seed=0)
+    write_split(root / "val", 4, seed=1)
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained(data_dir, tmp_path_factory):
+    """The model file written by ``pneumoclf train`` and what it printed."""
+    model = tmp_path_factory.mktemp("models") / "model.pneumoclf"
+    stdout = io.StringIO()
+    argv = ["train", data_dir, "-o", model, "--epochs", 1, "--image-size", 16,
+            "--seed", 0, "--batch-size", 16]  # fmt: skip
+    with contextlib.redirect_stdout(stdout):
+        status = main([str(arg) for arg in argv])
+    return status, model, stdout.getvalue()
 
 
 @contextlib.contextmanager

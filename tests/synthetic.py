@@ -84,3 +84,10 @@ def save_dicom(
         dataset.compress(transfer_syntax)
     dataset.save_as(path, enforce_file_format=preamble)
     return dataset
+
+
+def write_split(folder, n_per_class, seed):
+    """A NORMAL and a PNEUMONIA folder of ``n_per_class`` 16x16 JPEGs each."""
+    X, y = blob_images(2 * n_per_class, 16, seed=seed)
+    for label, name in enumerate(("NORMAL", "PNEUMONIA")):
+        write_images(folder / name, X[y == label], y[y == label], suffix=".jpeg")

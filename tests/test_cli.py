@@ -23,7 +23,7 @@ from awkward import (
     save_image,
 )
 from PIL import Image
-from synthetic import blob_images, write_images
+from synthetic import write_split
 
 import pneumoclf
 from pneumoclf.cli import main
@@ -36,33 +36,6 @@ from pneumoclf.recipes import DROPOUT, TARGET_RECALL
 
 REPORT_KEYS = {"roc_auc", "recall", "specificity", "precision", "f2", "threshold"}
 COUNT_KEYS = {"tp", "fp", "tn", "fn"}
-
-
-def _write_split(folder, n_per_class, seed):
-    X, y = blob_images(2 * n_per_class, 16, seed=seed)
-    for label, name in enumerate(("NORMAL", "PNEUMONIA")):
-        write_images(folder / name, X[y == label], y[y == label], suffix=".jpeg")
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    """A chest_xray-like folder: train and val splits of 16x16 JPEGs."""
-    root = tmp_path_factory.mktemp("chest_xray")
-    _write_split(root / "train", 20, seed=0)
-    _write_split(root / "val", 4, seed=1)
-    return root
-
-
-@pytest.fixture(scope="module")
-def trained(data_dir, tmp_path_factory):
-    """The model file written by ``pneumoclf train`` and what it printed."""
-    model = tmp_path_factory.mktemp("models") / "model.pneumoclf"
-    stdout = io.StringIO()
-    argv = ["train", data_dir, "-o", model, "--epochs", 1, "--image-size", 16,
-            "--seed", 0, "--batch-size", 16]  # fmt: skip
-    with contextlib.redirect_stdout(stdout):
-        status = main([str(arg) for arg in argv])
-    return status, model, stdout.getvalue()
 
 
 def _image_paths(data_dir):
@@ -590,7 +563,7 @@ def test_a_failing_tensorflow_start_shows_what_it_printed(capsys, monkeypatch):
 @pytest.fixture(scope="module")
 def broken_data_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("broken")
-    _write_split(root, 4, seed=2)
+    write_split(root, 4, seed=2)
     (root / "PNEUMONIA" / "person99_virus_1.jpeg").write_bytes(b"not an image")
     return root
 

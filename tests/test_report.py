@@ -50,7 +50,7 @@ def training_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def trained(training_root, eager_networks):
+def calibrated_with_groups(training_root, eager_networks):
     data = load_chest_xray(training_root)
     pipeline = Pipeline(
         [
@@ -75,8 +75,8 @@ def trained(training_root, eager_networks):
 
 
 @pytest.fixture(scope="module")
-def card(trained, training_root):
-    pipeline, data = trained
+def card(calibrated_with_groups, training_root):
+    pipeline, data = calibrated_with_groups
     return model_card(pipeline, data, data_dir=training_root)
 
 
@@ -96,8 +96,10 @@ def test_the_model_card_describes_the_training_data(card, training_root):
     assert "NORMAL 24 images of 24 patients, PNEUMONIA 24 images of 24 patients" in card
 
 
-def test_the_model_card_reports_what_the_validation_part_showed(trained, card):
-    classifier = trained[0][-1]
+def test_the_model_card_reports_what_the_validation_part_showed(
+    calibrated_with_groups, card
+):
+    classifier = calibrated_with_groups[0][-1]
     report = classifier.validation_report_
     n_pneumonia = report["n_pneumonia"]
     n_normal = report["n_images"] - n_pneumonia
@@ -192,9 +194,9 @@ class _PageParts(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def evaluation(trained, tmp_path_factory):
+def evaluation(calibrated_with_groups, tmp_path_factory):
     """Files the model never saw, one with a hostile name, and their scores."""
-    pipeline, _ = trained
+    pipeline, _ = calibrated_with_groups
     X, y = blob_images(16, 16, seed=11)
     folder = tmp_path_factory.mktemp("held out")
     paths = write_images(folder, X, y)
@@ -208,8 +210,8 @@ def evaluation(trained, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(trained, card, evaluation, tmp_path_factory):
-    pipeline, _ = trained
+def page(calibrated_with_groups, card, evaluation, tmp_path_factory):
+    pipeline, _ = calibrated_with_groups
     paths, y, scores = evaluation
     classifier = pipeline[-1]
     folder = tmp_path_factory.mktemp("report")
@@ -253,10 +255,10 @@ def test_the_report_page_needs_no_network(page):
 
 
 def test_the_report_page_shows_the_figures_with_their_intervals(
-    trained, evaluation, page
+    calibrated_with_groups, evaluation, page
 ):
     _, y, scores = evaluation
-    threshold = trained[0][-1].threshold_
+    threshold = calibrated_with_groups[0][-1].threshold_
     report = clinical_report(y, scores, threshold, confidence=0.95, random_state=0)
     text = " ".join(_parts(page).text)
     low, high = report["intervals"]["recall"]
