@@ -151,6 +151,9 @@ def _assert_same_classifier(loaded, original, X):
         elif isinstance(value, np.ndarray):
             assert restored.dtype == value.dtype, name
             np.testing.assert_array_equal(restored, value)
+        elif name == "input_reference_":
+            for part, stored in zip(restored, value, strict=True):
+                np.testing.assert_array_equal(part, stored)
         else:
             assert restored == value, name
 
@@ -434,8 +437,10 @@ def test_a_file_of_format_1_loads_with_its_fitted_state(classifiers, images, tmp
     _rewrite(saved, metadata={"format_version": "1.0", "fitted": format_1_state})
 
     loaded = load_model(saved)
-    assert loaded.validation_report_ is None  # format 1 kept no such record
+    # Format 1 kept no record of the validation part, nor an input check.
+    assert loaded.validation_report_ is None and loaded.input_reference_ is None
     loaded.validation_report_ = clf.validation_report_
+    loaded.input_reference_ = clf.input_reference_
     _assert_same_classifier(loaded, clf, X)
 
 

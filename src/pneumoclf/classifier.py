@@ -119,6 +119,13 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         to it by Bayes' rule on the odds (needs ``calibration``), and an
         automatic threshold moves with them, so recall and specificity stay
         those chosen. Can be changed with ``set_params`` after fitting.
+    input_check : float in (0, 1] or None, default=0.995
+        Share of the validation images that the input check's feature test
+        lets pass: ``fit`` notes where the training images' penultimate
+        features lie, and :meth:`check_inputs` refuses images further away
+        than this share of the validation images (see
+        :mod:`pneumoclf.validity`). None fits no feature test; the pixel and
+        DICOM tests remain.
     warm_start : bool, default=False
         When True, ``fit`` on a fitted classifier trains its network further
         (weights and optimiser state) for up to ``epochs`` more epochs on the
@@ -174,6 +181,9 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         ``groups``), ``threshold``, ``recall``, ``specificity`` and
         ``roc_auc``. None when there was no validation part, and after
         :meth:`partial_fit`. The model card reports it.
+    input_reference_ : InputReference or None
+        The input check's feature test (:mod:`pneumoclf.validity`); None
+        when ``input_check`` is None and after :meth:`partial_fit`.
     feature_names_in_ : ndarray of str
         Column names of ``X`` in ``fit``, when it had string column names.
     n_epochs_ : int
@@ -237,6 +247,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         target_recall=None,
         calibration=None,
         prevalence=None,
+        input_check=0.995,
         warm_start=False,
         callbacks=None,
         random_state=None,
@@ -270,6 +281,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         self.target_recall = target_recall
         self.calibration = calibration
         self.prevalence = prevalence
+        self.input_check = input_check
         self.warm_start = warm_start
         self.callbacks = callbacks
         self.random_state = random_state
@@ -393,34 +405,18 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         return _training.Settings.from_params(self.get_params(deep=False))
 
     def _training_images(self, X, settings, continuing):
-        if continuing:
-            _training.check_image_shape(X.shape, self.image_shape_, type(self).__name__)
-        X = _training.image_batch(X)
-        if continuing:
-            _training.check_same_architecture(settings, self.model_, X.shape[1:])
-        _training.warn_if_outside_unit_range(X)
-        return X
+        fitted = (self.image_shape_, self.model_) if continuing else None
+        return _training.training_images(X, settings, fitted, type(self).__name__)
 
     def _train(self, settings, model, classes, X, y, sample_weight, continuing, run):
         """Train ``model``, set the fitted attributes, warn what the run found."""
         network = _training.train(
             settings, model, classes, X, y, sample_weight=sample_weight, **run
         )
-        if continuing:
-            self.history_ = _training.joined_history(
-                self.history_, self.n_epochs_, network.history, network.n_epochs
-            )
-            self.n_epochs_ += network.n_epochs
-        else:
-            self.history_ = network.history
-            self.n_epochs_ = network.n_epochs
-        self.model_ = network.model
-        self.classes_ = network.classes
-        self.image_shape_ = X.shape[1:]
-        self.chosen_threshold_ = network.chosen_threshold
-        self.calibration_ = network.calibration
-        self.training_prevalence_ = network.prevalence
-        self.validation_report_ = network.validation_report
+        earlier = (self.history_, self.n_epochs_) if continuing else None
+        fitted = _training.fitted_attributes(network, X.shape[1:], earlier)
+        for name, value in fitted.items():
+            setattr(self, name, value)
         for message in network.warnings:
             # The caller of fit, past scikit-learn's _fit_context wrapper and this
             # method; a Warning instance keeps its own category.
@@ -440,12 +436,37 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n, 2)
             Column 1 is the probability of pneumonia (``classes_[1]``).
         """
-        check_is_fitted(self)
+        paths = paths_of(X)
         X = self.as_image_batch(X)
-        scores = _training.network_scores(self.model_, X, self.batch_size)
+        scores, features = _training.network_outputs(self.model_, X, self.batch_size)
         _training.check_scores(scores)
+        reference = getattr(self, "input_reference_", None)
+        results = _training.input_check_results(X, features, reference, paths)
+        _training.warn_about_refused(results, paths, stacklevel=2)
         pneumonia = self._deployed(calibrated(scores, self.calibration_))
         return np.column_stack([1.0 - pneumonia, pneumonia])
+
+    def check_inputs(self, X):
+        """Whether each image may be labelled: ``"ok"``, or why it may not.
+
+        The DICOM attributes, the pixels and the network's features are checked
+        (:mod:`pneumoclf.validity`); :meth:`predict` warns about refused images.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, h, w, c), (n, h, w) or (n, k)
+            Images of the shape used in ``fit``; in a pipeline, the files.
+
+        Returns
+        -------
+        ndarray of shape (n,), dtype object
+            ``"ok"`` or the reason, per image.
+        """
+        paths = paths_of(X)
+        X = self.as_image_batch(X)
+        _, features = _training.network_outputs(self.model_, X, self.batch_size)
+        reference = getattr(self, "input_reference_", None)
+        return _training.input_check_results(X, features, reference, paths)
 
     def predict(self, X):
         """Labels at the decision threshold.
@@ -465,13 +486,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[is_pneumonia(pneumonia, self.threshold_).astype(int)]
 
     def decision_threshold(self):
-        """The threshold :meth:`predict` applies now.
-
-        Returns
-        -------
-        float
-            ``threshold`` when it is a number, else the one chosen in ``fit``.
-        """
+        """The threshold :meth:`predict` applies now, as a float: ``threshold_``."""
         return self.threshold_
 
     @property
@@ -520,14 +535,8 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         self : PneumoniaCNNClassifier
-            The classifier, ready to predict.
-
-        Raises
-        ------
-        ValueError
-            If an attribute is missing or unknown, or the attributes disagree:
-            classes that are not two distinct labels in sorted order, a network
-            whose input or output does not match, a threshold outside [0, 1].
+            The classifier, ready to predict; a ``ValueError`` names an
+            attribute that is missing, unknown, or disagrees with the others.
         """
         state = dict(state)
         _training.check_fitted_state(state)
@@ -536,14 +545,9 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def new_network(self, image_shape):
-        """An untrained network of this classifier's architecture.
+        """An untrained network of this architecture, for what a model file holds.
 
-        What a model file's weights are loaded into; see :meth:`set_fitted_state`.
-
-        Parameters
-        ----------
-        image_shape : tuple of 3 int
-            ``(height, width, channels)`` of the images.
+        ``image_shape`` is the ``(height, width, channels)`` of the images.
 
         Returns
         -------
@@ -556,10 +560,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
     def count_network_weights(self, image_shape):
         """How many weights :meth:`new_network` would create, without building it.
 
-        Parameters
-        ----------
-        image_shape : tuple of 3 int
-            ``(height, width, channels)`` of the images.
+        ``image_shape`` is the ``(height, width, channels)`` of the images.
 
         Returns
         -------

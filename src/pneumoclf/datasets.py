@@ -19,8 +19,10 @@ from sklearn.utils import Bunch
 
 from .preprocessing import (
     DICOM_SUFFIXES,
+    PICTURE_SUFFIXES,
     dicom_patient_id,
     file_has_dicom_header,
+    may_be_dicom,
 )
 
 __all__ = ["find_images", "load_chest_xray", "load_sample", "patient_id"]
@@ -28,8 +30,7 @@ __all__ = ["find_images", "load_chest_xray", "load_sample", "patient_id"]
 TARGET_NAMES = ("NORMAL", "PNEUMONIA")
 
 # Formats that PIL decodes without plugins, and DICOM (through pydicom).
-_PIL_SUFFIXES = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".tif", ".tiff"})
-_IMAGE_SUFFIXES = _PIL_SUFFIXES | DICOM_SUFFIXES
+_IMAGE_SUFFIXES = PICTURE_SUFFIXES | DICOM_SUFFIXES
 
 _PATIENT_PATTERNS = (
     # person1000_bacteria_2931, person1000_virus_1681, person447_virus_921_1
@@ -83,7 +84,7 @@ def patient_id(path):
     >>> patient_id("scan_42.png")
     'scan_42'
     """
-    if _may_be_dicom(path):
+    if may_be_dicom(path):
         patient = dicom_patient_id(path)
         if patient is not None:
             return patient
@@ -93,13 +94,6 @@ def patient_id(path):
         if match:
             return match.group(1)
     return stem
-
-
-def _may_be_dicom(path):
-    suffix = Path(path).suffix.lower()
-    if suffix in DICOM_SUFFIXES:
-        return True
-    return suffix not in _PIL_SUFFIXES and file_has_dicom_header(path)
 
 
 def load_chest_xray(root, *, detect_dicom=False):

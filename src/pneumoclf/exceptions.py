@@ -7,7 +7,12 @@ Each is also available where it is raised (``pneumoclf.ImageLoadError``,
 
 import os
 
-__all__ = ["ImageLoadError", "ModelFileError", "UntrainedNetworkWarning"]
+__all__ = [
+    "ImageLoadError",
+    "InputCheckWarning",
+    "ModelFileError",
+    "UntrainedNetworkWarning",
+]
 
 
 class ImageLoadError(ValueError):
@@ -74,4 +79,14 @@ class UntrainedNetworkWarning(UserWarning):
     it. Turn the warning into an error to refuse it in a search of your own::
 
         warnings.simplefilter("error", UntrainedNetworkWarning)
+    """
+
+
+class InputCheckWarning(UserWarning):
+    """Some images did not pass the input check: they are not chest X-rays like the
+    training images (or their DICOM attributes say so), and their label means nothing.
+
+    ``predict`` and ``predict_proba`` still answer for every image; ask
+    ``check_inputs`` which ones to leave unlabelled. The command line gives them no
+    label.
     """

@@ -13,26 +13,29 @@ of its parameters, never itself. One purpose per module:
 * ``pipeline``: the tf.data input, and TensorFlow's retracing notices;
 * ``inference``: running a network, content-ordered and compiled once;
 * ``images``: checks of image arrays;
-* ``fitted_state``: checks of a fitted state restored from a file.
+* ``fitted_state``: checks of a fitted state restored from a file;
+* ``gate``: the input check of a fitted network.
 """
 
 from .adapter import new_network
 from .constraints import PARAMETER_CONSTRAINTS
-from .continuing import check_partial_fit_settings, joined_history, partial_fit_classes
+from .continuing import check_partial_fit_settings, partial_fit_classes
 from .fitted_state import (
     FITTED_ATTRIBUTES,
     check_fitted_image_shape,
     check_fitted_state,
 )
+from .gate import input_check_results, warn_about_refused
 from .images import (
     check_image_shape,
     image_batch,
     per_image,
+    training_images,
     warn_if_outside_unit_range,
 )
-from .inference import check_scores, network_scores
+from .inference import check_scores, network_outputs, network_scores
 from .network import build_network, check_same_architecture, count_network_weights
-from .run import train
+from .run import fitted_attributes, train
 from .settings import Settings, draw_seed
 from .validation import shared_patients_message
 
@@ -49,13 +52,17 @@ __all__ = [
     "check_scores",
     "count_network_weights",
     "draw_seed",
+    "fitted_attributes",
     "image_batch",
-    "joined_history",
+    "input_check_results",
+    "network_outputs",
     "network_scores",
     "new_network",
     "partial_fit_classes",
     "per_image",
     "shared_patients_message",
     "train",
+    "training_images",
+    "warn_about_refused",
     "warn_if_outside_unit_range",
 ]

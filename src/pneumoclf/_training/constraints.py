@@ -84,6 +84,7 @@ PARAMETER_CONSTRAINTS = {
     "target_recall": [Interval(Real, 0, 1, closed="right"), None],
     "calibration": [StrOptions({"platt", "temperature"}), None],
     "prevalence": [Interval(Real, 0, 1, closed="neither"), None],
+    "input_check": [Interval(Real, 0, 1, closed="right"), None],
     "warm_start": ["boolean"],
     "callbacks": [KerasCallbacks(), None],
     "random_state": ["random_state"],

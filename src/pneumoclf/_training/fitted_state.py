@@ -4,6 +4,7 @@ import keras
 import numpy as np
 
 from .._utils import check_label_order
+from ..validity import InputReference
 
 #: Fitted attributes besides the network, in the order ``get_fitted_state`` gives.
 FITTED_ATTRIBUTES = (
@@ -17,9 +18,10 @@ FITTED_ATTRIBUTES = (
     "validation_report_",
     "history_",
     "n_epochs_",
+    "input_reference_",
 )
 
-_OPTIONAL_ATTRIBUTES = frozenset({"feature_names_in_"})
+_OPTIONAL_ATTRIBUTES = frozenset({"feature_names_in_", "input_reference_"})
 
 
 def check_fitted_state(state, names=FITTED_ATTRIBUTES):
@@ -55,6 +57,42 @@ def check_fitted_state(state, names=FITTED_ATTRIBUTES):
         raise ValueError(f"n_epochs_ must be a non-negative integer, got {n_epochs!r}.")
     if not isinstance(state["history_"], dict):
         raise ValueError("history_ must be a dict of lists of numbers.")
+    state["input_reference_"] = _input_reference(
+        state.get("input_reference_"), state["model_"]
+    )
+
+
+def _input_reference(value, model):
+    """``value`` as an InputReference that fits the network, or None (no check)."""
+    if value is None:
+        return None
+    n_features = model.get_layer("dense").units
+    try:
+        mean, precision, threshold = value
+        reference = InputReference(
+            mean=np.asarray(mean, dtype=np.float64),
+            precision=np.asarray(precision, dtype=np.float32),
+            threshold=float(threshold),
+        )
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"input_reference_ must be (mean, precision, threshold), got {error}."
+        ) from None
+    fits = (
+        reference.mean.shape == (n_features,)
+        and reference.precision.shape == (n_features, n_features)
+        and np.all(np.isfinite(reference.mean))
+        and np.all(np.isfinite(reference.precision))
+        and np.isfinite(reference.threshold)
+        and reference.threshold >= 0
+    )
+    if not fits:
+        raise ValueError(
+            f"input_reference_ must hold a finite mean of {n_features} features, a "
+            f"finite {n_features} x {n_features} precision and a threshold of at "
+            "least 0."
+        )
+    return reference
 
 
 def check_fitted_image_shape(image_shape):

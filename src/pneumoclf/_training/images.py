@@ -5,6 +5,8 @@ import warnings
 import numpy as np
 from sklearn.utils.validation import check_consistent_length, column_or_1d
 
+from .network import check_same_architecture
+
 # How far pixels may stray from [0, 1] (rounding after a rescaling) before the
 # input is taken for unscaled images.
 _UNIT_RANGE_SLACK = 1e-3
@@ -87,3 +89,17 @@ def per_image(y, sample_weight, groups):
         groups = column_or_1d(groups)
         check_consistent_length(y, groups)
     return sample_weight, groups
+
+
+def training_images(X, settings, fitted, name):
+    """A validated training array as ``(n, h, w, c)`` images, checked for a warm start.
+
+    ``fitted`` is ``(image_shape_, model_)`` of the network trained further, or None.
+    """
+    if fitted is not None:
+        check_image_shape(X.shape, fitted[0], name)
+    X = image_batch(X)
+    if fitted is not None:
+        check_same_architecture(settings, fitted[1], X.shape[1:])
+    warn_if_outside_unit_range(X)
+    return X

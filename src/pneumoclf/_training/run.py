@@ -12,8 +12,9 @@ from sklearn.utils.class_weight import compute_sample_weight
 
 from .._calibration import check_prevalence
 from ..exceptions import UntrainedNetworkWarning
-from .continuing import check_labels_among
-from .inference import check_scores, network_scores
+from ..validity import fit_input_reference
+from .continuing import check_labels_among, joined_history
+from .inference import check_scores, network_outputs, network_scores
 from .pipeline import as_tensors, batches, without_retracing_notices
 from .validation import calibrate_and_choose_threshold, validation_split
 
@@ -34,6 +35,7 @@ class TrainedNetwork(NamedTuple):
     calibration: tuple | None
     prevalence: float
     validation_report: dict | None
+    input_reference: tuple | None  # validity.InputReference
     warnings: tuple  # messages or warnings the public class warns with, at its caller
 
 
@@ -98,6 +100,9 @@ def train(
     else:
         calibration, threshold, prevalence, report = None, None, 0.5, None
     messages += _check_trained(model, X, settings.batch_size)
+    reference = None
+    if validate and settings.input_check is not None:
+        reference = _input_reference(settings, model, X, train_rows, validation)
     return TrainedNetwork(
         model=model,
         classes=classes,
@@ -107,7 +112,21 @@ def train(
         calibration=calibration,
         prevalence=prevalence,
         validation_report=report,
+        input_reference=reference,
         warnings=tuple(messages),
+    )
+
+
+def _input_reference(settings, model, X, train_rows, validation):
+    """The input check's reference: the training images' features, and a threshold.
+
+    The threshold lets ``settings.input_check`` of the validation images pass, or
+    of the training images when there is no validation part.
+    """
+    _, features = network_outputs(model, X, settings.batch_size)
+    held_out = train_rows if validation is None else validation
+    return fit_input_reference(
+        features[train_rows], features[held_out], keep=settings.input_check
     )
 
 
@@ -193,3 +212,27 @@ def _check_trained(model, X, batch_size):
         )
         return [UntrainedNetworkWarning(message)]
     return []
+
+
+def fitted_attributes(network, image_shape, earlier):
+    """The classifier's fitted attributes after a run, by name.
+
+    ``earlier`` is ``(history_, n_epochs_)`` of the fits that trained the network
+    before, or None for a new network.
+    """
+    history, n_epochs = network.history, network.n_epochs
+    if earlier is not None:
+        history = joined_history(*earlier, network.history, network.n_epochs)
+        n_epochs += earlier[1]
+    return {
+        "history_": history,
+        "n_epochs_": n_epochs,
+        "model_": network.model,
+        "classes_": network.classes,
+        "image_shape_": image_shape,
+        "chosen_threshold_": network.chosen_threshold,
+        "calibration_": network.calibration,
+        "training_prevalence_": network.prevalence,
+        "validation_report_": network.validation_report,
+        "input_reference_": network.input_reference,
+    }

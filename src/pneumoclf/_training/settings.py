@@ -44,6 +44,7 @@ class Settings:
     target_recall: float | None
     calibration: str | None
     prevalence: float | None
+    input_check: float | None
     callbacks: tuple
     verbose: int
 

@@ -51,8 +51,8 @@ __all__ = [
 #: Files of the same major version are read; a new minor version only adds entries.
 #: Version 2.0 stores the classifier's fitted attributes under their own names; 2.1
 #: adds the optional ``signature.hmac`` member; 2.2 the optional ``model_card.md``
-#: member and the ``validation_report_`` attribute. Files of version 1.x are still
-#: read.
+#: member and the ``validation_report_`` attribute; 2.3 the ``input_reference_``
+#: attribute (the input check). Files of version 1.x are still read.
 FORMAT_VERSION = _format.FORMAT_VERSION
 
 # The functions are documented, pickled and shown as this package's own.

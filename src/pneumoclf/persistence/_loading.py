@@ -1,5 +1,6 @@
 """Loading a model file: the estimator, its fitted state and its network's weights."""
 
+import base64
 import io
 import shutil
 import tempfile
@@ -239,6 +240,8 @@ def _array_from_json(content):
     dtype = np.dtype(content["dtype"])
     if dtype.kind not in "biufUO" or dtype.itemsize > _MAX_ARRAY_ITEM_BYTES:
         raise ValueError(f"unsupported array dtype {dtype}")
+    if "base64" in content:
+        return _matrix_from_json(content, dtype)
     values = [_from_json(item) for item in content["values"]]
     if dtype.kind == "O" and not all(isinstance(item, str) for item in values):
         raise ValueError("an object array may hold strings only")
@@ -260,6 +263,20 @@ def _decode_fitted_state(metadata):
     return {**_UNCALIBRATED, **fitted}
 
 
+def _matrix_from_json(content, dtype):
+    shape = content["shape"]
+    if dtype.kind != "f" or not (
+        isinstance(shape, list)
+        and len(shape) == 2
+        and all(isinstance(side, int) and side > 0 for side in shape)
+    ):
+        raise ValueError(f"unsupported matrix of dtype {dtype} and shape {shape!r}")
+    data = base64.b64decode(content["base64"], validate=True)
+    if len(data) != shape[0] * shape[1] * dtype.itemsize:
+        raise ValueError(f"a matrix of shape {shape} holds {len(data)} bytes")
+    return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+
+
 # What a file from before calibration means: no calibration (the prevalence is
 # then never used: a deployment prevalence needs a calibration), and no record of
 # the validation part (before format 2.2).
@@ -267,6 +284,7 @@ _UNCALIBRATED = {
     "calibration_": None,
     "training_prevalence_": 0.5,
     "validation_report_": None,
+    "input_reference_": None,
 }
 
 

@@ -1,5 +1,6 @@
 """Saving a fitted classifier or pipeline to a model file."""
 
+import base64
 import hashlib
 import hmac
 import json
@@ -249,6 +250,17 @@ def _to_json(value, name):
                 "values": [_to_json(item, name) for item in value.tolist()],
             }
         }
+    if isinstance(value, np.ndarray) and value.ndim > 1 and value.dtype.kind == "f":
+        # A matrix (the input check's precision) as its bytes: compact and exact.
+        return {
+            "ndarray": {
+                "dtype": value.dtype.str,
+                "shape": list(value.shape),
+                "base64": base64.b64encode(
+                    np.ascontiguousarray(value).tobytes()
+                ).decode("ascii"),
+            }
+        }
     if isinstance(value, list):
         return [_to_json(item, name) for item in value]
     if isinstance(value, tuple):
@@ -285,3 +297,7 @@ def _pneumoclf_version():
     from .. import __version__
 
     return __version__
+
+
+def _base64(data):
+    return base64.b64encode(data).decode("ascii")

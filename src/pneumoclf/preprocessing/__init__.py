@@ -26,8 +26,10 @@ from ._decode import UnreadableImage as UnreadableImage
 from ._decode import fitted_size as fitted_size
 from ._decode import read_grayscale as read_grayscale
 from ._dicom import DICOM_SUFFIXES as DICOM_SUFFIXES
+from ._dicom import PICTURE_SUFFIXES as PICTURE_SUFFIXES
 from ._dicom import dicom_patient_id as dicom_patient_id
 from ._dicom import file_has_dicom_header as file_has_dicom_header
+from ._dicom import may_be_dicom as may_be_dicom
 from ._paths import check_paths as check_paths
 from ._provenance import paths_of as paths_of
 from .loader import ImageLoader

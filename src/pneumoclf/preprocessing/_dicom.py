@@ -54,6 +54,18 @@ def _has_dicom_suffix(path):
     return os.path.splitext(os.fsdecode(path))[1].lower() in DICOM_SUFFIXES
 
 
+# Suffixes of the pictures PIL decodes, which are never read as DICOM by name.
+PICTURE_SUFFIXES = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".tif", ".tiff"})
+
+
+def may_be_dicom(path):
+    """Whether ``path`` is DICOM by suffix, or has the marker and no picture suffix."""
+    suffix = os.path.splitext(os.fsdecode(path))[1].lower()
+    if suffix in DICOM_SUFFIXES:
+        return True
+    return suffix not in PICTURE_SUFFIXES and file_has_dicom_header(path)
+
+
 def file_has_dicom_header(path):
     """Whether the file at ``path`` starts with a DICOM header; False if unreadable."""
     try:
