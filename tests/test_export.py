@@ -117,6 +117,39 @@ def test_the_metadata_says_how_to_predict(exported, awkward_pipeline):
     assert json.loads(stored["calibration"]) is None
 
 
+def test_the_export_checks_its_inputs_as_the_pipeline(
+    exported, awkward_pipeline, held_out_files, tmp_path
+):
+    from PIL import Image
+
+    from pneumoclf.exceptions import InputCheckWarning
+
+    blank = tmp_path / "blank.png"
+    Image.new("L", (SIDE, SIDE), 128).save(blank)
+    paths = [*held_out_files[0][:5], str(blank)]
+    model = OnnxPneumoniaModel(exported)
+
+    results = model.check_inputs(paths)
+    expected = awkward_pipeline[-1].check_inputs(awkward_pipeline[0].transform(paths))
+
+    assert results.tolist() == expected.tolist()
+    assert results[-1].startswith("nearly uniform image")
+    np.testing.assert_allclose(
+        model.input_reference_.precision,
+        awkward_pipeline[-1].input_reference_.precision,
+    )
+    with pytest.warns(InputCheckWarning, match="1 of 6 images"):
+        model.predict_proba(paths)
+
+
+def test_an_export_without_a_reference_checks_the_pixels_only(exported, tmp_path):
+    old = OnnxPneumoniaModel(_rewritten(exported, tmp_path, input_reference=None))
+
+    assert old.input_reference_ is None
+    blank = np.full((1, SIDE, SIDE, 1), 0.5, dtype=np.float32)
+    assert old.check_inputs(blank)[0].startswith("nearly uniform image")
+
+
 def _rewritten(exported, tmp_path, **changes):
     proto = onnx.load(exported)
     props = {prop.key: prop.value for prop in proto.metadata_props}
@@ -139,6 +172,7 @@ def _rewritten(exported, tmp_path, **changes):
         ({"image_size": "[0, 16]"}, "image_size"),
         ({"resize": '"crop"'}, "resize 'crop' is unknown"),
         ({"calibration": "not json"}, "damaged pneumoclf metadata"),
+        ({"input_reference": '{"mean": [1.0]}'}, "damaged pneumoclf metadata"),
     ],
 )
 def test_a_file_that_is_not_a_sound_export_is_refused(

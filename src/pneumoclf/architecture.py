@@ -271,7 +271,7 @@ _TRAINING_ONLY_LAYERS = (
 )
 
 
-def inference_network(model):
+def inference_network(model, *, with_features=False):
     """The network as it predicts: the same layers and weights, without augmentation.
 
     The augmentation and dropout layers pass images through unchanged at
@@ -283,6 +283,9 @@ def inference_network(model):
     ----------
     model : keras.Model
         A network :func:`build_cnn` built (trained or not).
+    with_features : bool, default=False
+        Also give, as a second output, the hidden dense layer's activations: the
+        features the input check measures (:mod:`pneumoclf.validity`).
 
     Returns
     -------
@@ -302,7 +305,10 @@ def inference_network(model):
     for layer in model.layers[1:]:
         if not isinstance(layer, _TRAINING_ONLY_LAYERS):
             x = layer(x)
-    return keras.Model(inputs, x, name=f"{model.name}_inference")
+        if layer.name == "dense":
+            features = x
+    outputs = [x, features] if with_features else x
+    return keras.Model(inputs, outputs, name=f"{model.name}_inference")
 
 
 def _conv_block(x, block, filters, kernel_size, padding, batch_norm, initializer):

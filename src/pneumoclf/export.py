@@ -2,15 +2,18 @@
 
 :func:`export_onnx` writes the fitted network as an ONNX file that also carries
 everything ``predict`` needs around it: the loader's image size, resize rule and
-normalisation, the calibration, the prevalence, the decision threshold and the
-class names, in the file's metadata. :class:`OnnxPneumoniaModel` reads such a
-file with ONNX Runtime and predicts exactly as the pipeline did, from image paths
-or arrays, with the same image decoding; it imports neither TensorFlow nor Keras.
+normalisation, the calibration, the prevalence, the decision threshold, the class
+names and the input check's reference, in the file's metadata; its second output
+is the network's penultimate features, for the input check.
+:class:`OnnxPneumoniaModel` reads such a file with ONNX Runtime and predicts
+exactly as the pipeline did, from image paths or arrays, with the same image
+decoding; it imports neither TensorFlow nor Keras.
 
 Needs the ``onnx`` extra: ``pip install "pneumoclf[onnx]"`` (tf2onnx and onnx to
 export, ONNX Runtime to predict).
 """
 
+import base64
 import contextlib
 import json
 import logging
@@ -20,9 +23,11 @@ import warnings
 
 import numpy as np
 
+from . import validity
 from ._calibration import calibrated, with_prevalence
 from ._utils import atomic_open, is_pneumonia
-from .preprocessing import ImageLoader
+from .exceptions import InputCheckWarning
+from .preprocessing import ImageLoader, paths_of
 
 __all__ = ["FORMAT", "OnnxPneumoniaModel", "export_onnx"]
 
@@ -106,7 +111,7 @@ def export_onnx(estimator, path):
     loader, classifier = _loader_and_classifier(estimator)
     from .architecture import inference_network
 
-    network = inference_network(classifier.model_)
+    network = inference_network(classifier.model_, with_features=True)
     network(np.zeros((1, *network.input_shape[1:]), dtype=np.float32))  # built
     metadata = {
         "pneumoclf_format": FORMAT,
@@ -150,7 +155,32 @@ def _metadata(loader, classifier):
         ("image_size", list(loader.image_shape[:2])),
         ("resize", loader.resize),
         ("normalize", loader.normalize),
+        ("input_reference", _reference_to_json(classifier)),
     ]
+
+
+def _reference_to_json(classifier):
+    reference = getattr(classifier, "input_reference_", None)
+    if reference is None:
+        return None
+    precision = np.ascontiguousarray(reference.precision, dtype=np.float32)
+    return {
+        "mean": reference.mean.tolist(),
+        "precision_float32_base64": base64.b64encode(precision.tobytes()).decode(),
+        "threshold": reference.threshold,
+    }
+
+
+def _reference_from_json(value):
+    """The stored InputReference, or None (no feature check)."""
+    if value is None:
+        return None
+    mean = np.asarray(value["mean"], dtype=np.float64)
+    precision = np.frombuffer(
+        base64.b64decode(value["precision_float32_base64"], validate=True),
+        dtype=np.float32,
+    ).reshape(len(mean), len(mean))
+    return validity.InputReference(mean, precision, float(value["threshold"]))
 
 
 def _package_version():
@@ -219,6 +249,8 @@ class OnnxPneumoniaModel:
         Reads image paths as the exported pipeline did.
     metadata_ : dict
         The file's metadata, decoded.
+    input_reference_ : InputReference or None
+        The input check's feature test; None in exports from before it.
 
     Raises
     ------
@@ -249,6 +281,9 @@ class OnnxPneumoniaModel:
         self.metadata_ = _read_metadata(self._session, self.path)
         self.classes_ = np.asarray(self.metadata_["classes"])
         self.threshold_ = float(self.metadata_["threshold"])
+        self.input_reference_ = _reference_from_json(
+            self.metadata_.get("input_reference")
+        )
         height, width = self.metadata_["image_size"]
         self.image_shape_ = (height, width, 1)
         self.loader_ = ImageLoader(
@@ -272,12 +307,22 @@ class OnnxPneumoniaModel:
         ndarray of shape (n, 2)
             Column 1 is the probability of pneumonia.
         """
-        images = self._images(X)
-        scores = self._session.run(None, {self._input: images})[0].reshape(-1)
+        images, paths = self._images(X)
+        scores, features = self._outputs(images)
         if not np.all(np.isfinite(scores)):
             raise ValueError(
                 f"The network's output is NaN or infinite for some images: "
                 f"{self.path} is damaged."
+            )
+        results = self._input_check_results(images, features, paths)
+        refused = int(np.count_nonzero(results != validity.PASSED))
+        if refused:
+            warnings.warn(
+                InputCheckWarning(
+                    f"{refused} of {len(results)} images did not pass the input "
+                    "check and should get no label; check_inputs says why."
+                ),
+                stacklevel=2,
             )
         pneumonia = with_prevalence(
             calibrated(scores, _calibration(self.metadata_)),
@@ -302,7 +347,40 @@ class OnnxPneumoniaModel:
         pneumonia = self.predict_proba(X)[:, 1]
         return self.classes_[is_pneumonia(pneumonia, self.threshold_).astype(int)]
 
+    def check_inputs(self, X):
+        """Whether each image may be labelled: ``"ok"``, or why it may not.
+
+        The checks of :meth:`PneumoniaCNNClassifier.check_inputs
+        <pneumoclf.PneumoniaCNNClassifier.check_inputs>`, with the exported
+        reference; an export without one checks the pixels and DICOM only.
+
+        Parameters
+        ----------
+        X : sequence of image paths, or array of shape (n, h, w) or (n, h, w, 1)
+
+        Returns
+        -------
+        ndarray of shape (n,), dtype object
+        """
+        images, paths = self._images(X)
+        _, features = self._outputs(images)
+        return self._input_check_results(images, features, paths)
+
+    def _outputs(self, images):
+        outputs = self._session.run(None, {self._input: images})
+        features = outputs[1] if len(outputs) > 1 else None
+        return outputs[0].reshape(-1), features
+
+    def _input_check_results(self, images, features, paths):
+        checks = [validity.statistics_reasons(images)]
+        if paths is not None:
+            checks.insert(0, validity.dicom_reasons(paths))
+        if self.input_reference_ is not None and features is not None:
+            checks.append(validity.feature_reasons(self.input_reference_, features))
+        return validity.input_check_results(*checks)
+
     def _images(self, X):
+        """The images as the network takes them, and their files when known."""
         if isinstance(X, np.ndarray) and X.dtype.kind == "f":
             images = X[..., np.newaxis] if X.ndim == 3 else X
             if images.shape[1:] != self.image_shape_:
@@ -310,8 +388,9 @@ class OnnxPneumoniaModel:
                     f"X holds images of shape {images.shape[1:]}; the model takes "
                     f"{self.image_shape_}."
                 )
-            return np.ascontiguousarray(images, dtype=np.float32)
-        return self.loader_.transform(X)
+            return np.ascontiguousarray(images, dtype=np.float32), paths_of(X)
+        images = self.loader_.transform(X)
+        return images, paths_of(images)
 
 
 def _calibration(metadata):
@@ -329,7 +408,10 @@ def _read_metadata(session, path):
         )
     try:
         metadata = {key: json.loads(stored[key]) for key in _METADATA_KEYS}
-    except (KeyError, ValueError) as error:
+        # Exports before the input check carry no reference.
+        metadata["input_reference"] = json.loads(stored.get("input_reference", "null"))
+        _reference_from_json(metadata["input_reference"])
+    except (KeyError, ValueError, TypeError) as error:
         raise ValueError(
             f"{path} has damaged pneumoclf metadata ({type(error).__name__}: {error})."
         ) from None
