@@ -6,6 +6,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,11 @@ from pneumoclf.recipes import DROPOUT, TARGET_RECALL
 
 REPORT_KEYS = {"roc_auc", "recall", "specificity", "precision", "f2", "threshold"}
 COUNT_KEYS = {"tp", "fp", "tn", "fn"}
+
+
+def _an_x_ray(data_dir):
+    """The first validation image: one the fixture model's input check lets pass."""
+    return sorted((data_dir / "val").rglob("*.jpeg"))[0]
 
 
 def _image_paths(data_dir):
@@ -91,9 +97,12 @@ def test_train_quiet_prints_nothing(data_dir, tmp_path, capsys):
 
 def test_evaluate_json_matches_the_library(trained, data_dir, capsys):
     _, model, _ = trained
-    status, out, _ = _run(capsys, "evaluate", model, data_dir, "--json")
+    status, out, _ = _run(
+        capsys, "evaluate", model, data_dir, "--json", "--skip-input-check"
+    )
     assert status == 0
     summary = json.loads(out)
+    assert summary["input_check"] == "skipped"
     assert REPORT_KEYS | COUNT_KEYS <= summary.keys()
     assert all(type(summary[key]) is int for key in COUNT_KEYS)
     assert sum(summary[key] for key in COUNT_KEYS) == 48
@@ -115,8 +124,9 @@ def test_evaluate_json_matches_the_library(trained, data_dir, capsys):
 
 def test_evaluate_prints_the_table(trained, data_dir, capsys):
     _, model, _ = trained
-    status, out, _ = _run(capsys, "evaluate", model, data_dir)
+    status, out, _ = _run(capsys, "evaluate", model, data_dir, "--skip-input-check")
     assert status == 0
+    assert "(input check: skipped)" in out
     for label in ("ROC AUC", "Recall", "Specificity", "F2", "Confusion matrix"):
         assert label in out
     assert "95% CI" in out
@@ -129,8 +139,9 @@ def test_evaluate_writes_the_report_page(trained, data_dir, tmp_path, capsys):
     _, model, _ = trained
     report_dir = tmp_path / "report"
     status, out, _ = _run(
-        capsys, "evaluate", model, data_dir, "--report-dir", report_dir
-    )
+        capsys, "evaluate", model, data_dir, "--report-dir", report_dir,
+        "--skip-input-check",
+    )  # fmt: skip
     assert status == 0
     assert f"Report written to {report_dir / 'index.html'}" in out
     assert sorted(path.name for path in report_dir.iterdir()) == sorted(
@@ -277,13 +288,20 @@ def test_predict_takes_folders_and_writes_a_table(trained, data_dir, capsys):
     _, model, _ = trained
     folder_paths = sorted(str(path) for path in (data_dir / "val").rglob("*.jpeg"))
     status, out, _ = _run(capsys, "predict", model, data_dir / "val", "--table")
-    assert status == 0
+    pipeline = load_model(model)
+    checks = pipeline[-1].check_inputs(pipeline[0].transform(folder_paths))
+    assert status == (0 if all(checks == "ok") else 4)
     header, *lines = out.splitlines()
-    assert header.split() == ["path", "pneumonia_probability", "label"]
+    assert header.split() == ["path", "pneumonia_probability", "label", "input_check"]
     assert [line.split()[0] for line in lines] == folder_paths
-    probabilities = load_model(model).predict_proba(folder_paths)[:, 1]
+    probabilities = pipeline.predict_proba(folder_paths)[:, 1]
     shown = [line.split()[1] for line in lines]
-    assert shown == [f"{p:.4f}" for p in probabilities]
+    expected = [
+        f"{p:.4f}" if c == "ok" else "-"
+        for p, c in zip(probabilities, checks, strict=True)
+    ]
+    assert shown == expected
+    assert [line.split(maxsplit=3)[3] for line in lines] == list(checks)
 
 
 def test_predict_refuses_a_folder_without_images(trained, tmp_path, capsys):
@@ -795,10 +813,11 @@ def test_cli_predicts_awkward_paths_exactly(cli_model, awkward_root, capsys):
 
 
 def test_cli_predicts_a_file_whose_name_starts_with_a_dash(
-    cli_model, tmp_path, monkeypatch, capsys
+    cli_model, awkward_root, tmp_path, monkeypatch, capsys
 ):
     _, model = cli_model
-    save_image(Image.new("L", (SIDE, SIDE), 128), tmp_path / "-scan.png")
+    training_image = sorted(awkward_root.rglob("*.png"))[0]
+    (tmp_path / "-scan.png").write_bytes(training_image.read_bytes())
     monkeypatch.chdir(tmp_path)
 
     status, out, _ = run_cli(capsys, "predict", model, "--json", "--", "-scan.png")
@@ -892,9 +911,9 @@ def test_settings_that_moved_to_the_library_warn_and_are_the_same(name, home):
     ["=cmd.png", "+1.png", "-scan.png", "@sum.png", "line\rbreak.png", "a,b\n.png"],
 )
 def test_predict_csv_is_safe_in_a_spreadsheet_and_keeps_one_row_per_file(
-    trained, tmp_path, monkeypatch, capsys, name
+    trained, data_dir, tmp_path, monkeypatch, capsys, name
 ):
-    Image.new("L", (16, 16), 100).save(tmp_path / name, format="PNG")
+    (tmp_path / name).write_bytes(_an_x_ray(data_dir).read_bytes())
     monkeypatch.chdir(tmp_path)
     status, out, _ = _run(capsys, "predict", trained[1], "--", name)
     assert status == 0
@@ -925,3 +944,91 @@ def test_train_saves_no_model_that_learned_nothing(
     assert "Training failed: The network gives every training image the same" in err
     assert err.rstrip().endswith("Nothing was saved.")
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ the input check
+
+
+@pytest.fixture
+def with_a_blank_frame(data_dir, tmp_path):
+    """Two X-rays the model accepts and a blank frame, as files."""
+    blank = tmp_path / "blank.png"
+    Image.new("L", (16, 16), 128).save(blank)
+    return [str(_an_x_ray(data_dir)), str(blank)]
+
+
+@pytest.mark.parametrize("output", ["--json", "csv", "--table"])
+def test_predict_gives_no_label_to_what_the_input_check_refuses(
+    trained, with_a_blank_frame, capsys, output
+):
+    flags = [] if output == "csv" else [output]
+    status, out, _ = _run(capsys, "predict", trained[1], *with_a_blank_frame, *flags)
+
+    assert status == 4
+    if output == "--json":
+        good, blank = json.loads(out)
+        assert (blank["label"], blank["pneumonia_probability"]) == (None, None)
+        assert blank["input_check"].startswith("nearly uniform image")
+        assert good["input_check"] == "ok" and good["label"] in ("NORMAL", "PNEUMONIA")
+    elif output == "csv":
+        header, good, blank = csv.reader(io.StringIO(out))
+        assert header == ["path", "pneumonia_probability", "label", "input_check"]
+        assert blank[1:3] == ["", ""] and blank[3].startswith("nearly uniform")
+        assert good[3] == "ok" and good[2] in ("NORMAL", "PNEUMONIA")
+    else:
+        blank = out.splitlines()[2].split(maxsplit=3)
+        assert blank[1:3] == ["-", "-"] and blank[3].startswith("nearly uniform")
+
+
+def test_skip_input_check_labels_everything_and_says_so(
+    trained, with_a_blank_frame, capsys
+):
+    status, out, _ = _run(
+        capsys, "predict", trained[1], *with_a_blank_frame, "--json",
+        "--skip-input-check",
+    )  # fmt: skip
+
+    assert status == 0
+    rows = json.loads(out)
+    assert all(row["label"] in ("NORMAL", "PNEUMONIA") for row in rows)
+    assert {row["input_check"] for row in rows} == {"not checked (--skip-input-check)"}
+
+
+def test_the_onnx_predictor_refuses_alike(onnx_export, with_a_blank_frame, capsys):
+    status, out, _ = _run(capsys, "predict", onnx_export, *with_a_blank_frame, "--json")
+
+    assert status == 4
+    assert [row["label"] is None for row in json.loads(out)] == [False, True]
+
+
+def test_evaluate_leaves_refused_images_out_and_names_them(
+    trained, data_dir, tmp_path, capsys
+):
+    folder = tmp_path / "chest_xray"
+    shutil.copytree(data_dir, folder)
+    Image.new("L", (16, 16), 0).save(folder / "val" / "NORMAL" / "black.jpeg")
+
+    status, out, err = _run(capsys, "evaluate", trained[1], folder, "--json")
+
+    assert status == 4
+    assert "black.jpeg: nearly uniform image" in err
+    summary = json.loads(out)
+    assert summary["input_check"].endswith("refused")
+    assert int(summary["input_check"].split()[0]) >= 1
+    assert summary["tn"] + summary["fp"] + summary["fn"] + summary["tp"] == 49 - int(
+        summary["input_check"].split()[0]
+    )
+
+
+def test_explain_draws_no_map_over_a_refused_image(
+    trained, with_a_blank_frame, tmp_path, capsys
+):
+    status, out, err = _run(
+        capsys, "explain", trained[1], *with_a_blank_frame, "--out", tmp_path / "maps"
+    )
+
+    assert status == 4
+    assert "blank.png: nearly uniform image" in err
+    assert [Path(line).name.split("_")[0] for line in out.splitlines()] == [
+        Path(with_a_blank_frame[0]).stem.split("_")[0]
+    ]

@@ -24,7 +24,9 @@ Subcommands:
 
 The package only parses (``_parser``), calls the library and prints
 (``_commands``). Failures exit with status 1 (2 for usage errors; 3 when
-``--on-error skip`` left unreadable files out) and one message on stderr, and
+``--on-error skip`` left unreadable files out; 4 when ``predict``, ``evaluate`` or
+``explain`` met images the input check refused, which get no label) and one
+message on stderr, and
 output files are written atomically: an interrupted command leaves no partial
 file.
 """
@@ -68,8 +70,8 @@ def main(argv=None):
     -------
     int
         The exit status: 0 on success, 1 on failure, 2 on a usage error, 3 when
-        ``--on-error skip`` left unreadable files out, 130
-        when interrupted.
+        ``--on-error skip`` left unreadable files out, 4 when the input check
+        refused images (they get no label), 130 when interrupted.
     """
     parser = build_parser()
     try:

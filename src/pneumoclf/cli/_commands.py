@@ -22,7 +22,13 @@ from ..recipes import (
     image_file_pipeline,
     make_pipeline,
 )
-from ._parser import MODEL_KEY_VARIABLE, PROG, SKIPPED_FILES_STATUS
+from ._parser import (
+    INPUT_CHECK_SKIPPED,
+    MODEL_KEY_VARIABLE,
+    PROG,
+    REFUSED_INPUTS_STATUS,
+    SKIPPED_FILES_STATUS,
+)
 
 #: Level of the confidence intervals ``pneumoclf evaluate`` reports.
 CONFIDENCE = 0.95
@@ -142,7 +148,14 @@ def run_evaluate(args):
     key = _model_key()
     model = image_file_pipeline(load_model(args.model, key=key))
     data = load_chest_xray(args.data_dir)
-    scores = model.predict_proba(data.paths)[:, 1]
+    import numpy as np
+
+    scores, checks = _scores_and_checks(_PipelineOnPaths(model), data.paths, args)
+    refused = np.array([not _passed(check) for check in checks])
+    if refused.any():
+        _refused_on_stderr(data.paths, checks)
+        data = _without(data, refused)
+        scores = scores[~refused]
     threshold = model[-1].threshold_
     report = clinical_report(
         data.target,
@@ -167,19 +180,36 @@ def run_evaluate(args):
             model_card=read_model_card(args.model, key=key),
             title=f"{args.model.name} on {args.data_dir}",
         )
+    status = REFUSED_INPUTS_STATUS if refused.any() else 0
+    input_check = "skipped" if args.skip_input_check else f"{refused.sum()} refused"
     if args.json:
-        summary = {"model": str(args.model), "data_dir": str(args.data_dir), **report}
+        summary = {
+            "model": str(args.model),
+            "data_dir": str(args.data_dir),
+            "input_check": input_check,
+            **report,
+        }
         print(json.dumps(_nan_to_none(summary), allow_nan=False))
-        return 0
+        return status
     print(
-        f"Model {args.model} on {_describe_counts(data.target)} from {args.data_dir}:"
+        f"Model {args.model} on {_describe_counts(data.target)} from {args.data_dir}"
+        f" (input check: {input_check}):"
     )
     print(format_clinical_report(report))
     print()
     print(_format_confusion_matrix(report))
     if page is not None:
         print(f"\nReport written to {page}")
-    return 0
+    return status
+
+
+def _without(data, refused):
+    """The data set without the images the input check refused."""
+    per_image = ("paths", "target", "groups", "split")
+    return data.__class__(
+        **{key: value[~refused] if key in per_image else value
+           for key, value in data.items()}
+    )  # fmt: skip
 
 
 def run_info(args):
@@ -199,14 +229,18 @@ def run_info(args):
 def run_predict(args):
     if args.output is not None:
         _check_output_path(args.output, "-o/--output")
-    predict_proba, classes, threshold = _predictor(args.model)
-    files, scores, skipped = _on_readable_files(
-        lambda paths: predict_proba(paths)[:, 1], _image_files(args.files), args
+    model = _predictor(args.model)
+    files, (scores, checks), skipped = _on_readable_files(
+        lambda paths: _scores_and_checks(model, paths, args),
+        _image_files(args.files),
+        args,
     )
-    labels = classes[is_pneumonia(scores, threshold).astype(int)]
+    labels = model.classes_[is_pneumonia(scores, model.threshold_).astype(int)]
     rows = [
-        {"path": path, "pneumonia_probability": float(score), "label": label}
-        for path, score, label in zip(files, scores, labels.tolist(), strict=True)
+        _row(path, float(score), label, check)
+        for path, score, label, check in zip(
+            files, scores, labels.tolist(), checks, strict=True
+        )
     ]
     if args.json:
         text = _rows_as_json(rows)
@@ -215,7 +249,55 @@ def run_predict(args):
     else:
         text = _rows_as_csv(rows)
     _write_text(text, args.output)
-    return SKIPPED_FILES_STATUS if skipped else 0
+    return _status(skipped, checks)
+
+
+def _scores_and_checks(model, paths, args):
+    """Pneumonia probability and input check of each file, with no input warning."""
+    from ..exceptions import InputCheckWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InputCheckWarning)  # the rows say it
+        scores = model.predict_proba(paths)[:, 1]
+    return scores, _checks(model, paths, args)
+
+
+def _checks(model, paths, args):
+    """The input check of each file, or that it was skipped."""
+    if args.skip_input_check:
+        return [INPUT_CHECK_SKIPPED] * len(paths)
+    return [str(check) for check in model.check_inputs(paths)]
+
+
+def _passed(check):
+    return check in ("ok", INPUT_CHECK_SKIPPED)
+
+
+def _row(path, score, label, check):
+    """One output row; an image refused by the input check gets no figures."""
+    if not _passed(check):
+        score, label = None, None
+    return {
+        "path": path,
+        "pneumonia_probability": score,
+        "label": label,
+        "input_check": check,
+    }
+
+
+def _status(skipped, checks):
+    """The exit status: files left out, else images refused, else 0."""
+    if skipped:
+        return SKIPPED_FILES_STATUS
+    if not all(_passed(check) for check in checks):
+        return REFUSED_INPUTS_STATUS
+    return 0
+
+
+def _refused_on_stderr(paths, checks):
+    for path, check in zip(paths, checks, strict=True):
+        if not _passed(check):
+            print(f"{PROG}: no label for {path}: {check}", file=sys.stderr)
 
 
 def run_explain(args):
@@ -231,17 +313,29 @@ def run_explain(args):
             f"{args.model} is an ONNX export, which holds no gradients to explain; "
             "give the model file written by 'train'."
         )
-    model = image_file_pipeline(load_model(args.model, key=_model_key()))
-    _, written, skipped = _on_readable_files(
-        lambda paths: save_overlays(
-            model, paths, args.out, method=args.method, layer=args.layer
-        ),
-        _image_files(args.files),
-        args,
+    model = _PipelineOnPaths(
+        image_file_pipeline(load_model(args.model, key=_model_key()))
     )
+
+    def overlays_of_the_passing(paths):
+        checks = _checks(model, paths, args)
+        passing = [
+            path for path, check in zip(paths, checks, strict=True) if _passed(check)
+        ]
+        if not passing:
+            return [], checks
+        written = save_overlays(
+            model.pipeline, passing, args.out, method=args.method, layer=args.layer
+        )
+        return written, checks
+
+    files, (written, checks), skipped = _on_readable_files(
+        overlays_of_the_passing, _image_files(args.files), args
+    )
+    _refused_on_stderr(files, checks)
     for path in written:
         print(path)
-    return SKIPPED_FILES_STATUS if skipped else 0
+    return _status(skipped, checks)
 
 
 def run_export(args):
@@ -259,7 +353,10 @@ def _is_onnx(path):
 
 
 def _predictor(model_path):
-    """``predict_proba``, classes and threshold of a model file or ONNX export."""
+    """A model file or ONNX export: ``predict_proba`` and ``check_inputs`` of paths.
+
+    It also has ``classes_`` and ``threshold_``.
+    """
     if _is_onnx(model_path):
         from ..export import OnnxPneumoniaModel
 
@@ -269,12 +366,26 @@ def _predictor(model_path):
                 f"{MODEL_KEY_VARIABLE} asks for signed model files; unset it to "
                 "predict from the export."
             )
-        model = OnnxPneumoniaModel(model_path)
-        return model.predict_proba, model.classes_, model.threshold_
+        return OnnxPneumoniaModel(model_path)
     from ..persistence import load_model
 
     pipeline = image_file_pipeline(load_model(model_path, key=_model_key()))
-    return pipeline.predict_proba, pipeline.classes_, pipeline[-1].threshold_
+    return _PipelineOnPaths(pipeline)
+
+
+class _PipelineOnPaths:
+    """A pipeline fitted on image paths, with the input check of its classifier."""
+
+    def __init__(self, pipeline):
+        self.pipeline = pipeline
+        self.classes_ = pipeline.classes_
+        self.threshold_ = pipeline[-1].threshold_
+
+    def predict_proba(self, paths):
+        return self.pipeline.predict_proba(paths)
+
+    def check_inputs(self, paths):
+        return self.pipeline[-1].check_inputs(self.pipeline[:-1].transform(paths))
 
 
 def _image_files(arguments):
@@ -322,17 +433,24 @@ def _on_readable_files(work, files, args):
 
 def _rows_as_table(rows):
     """Rows as aligned columns, probabilities to 4 decimals, for reading."""
-    header = ("path", "pneumonia_probability", "label")
+    header = ("path", "pneumonia_probability", "label", "input_check")
     cells = [
-        (row["path"], f"{row['pneumonia_probability']:.4f}", str(row["label"]))
+        (
+            row["path"],
+            "-" if row["label"] is None else f"{row['pneumonia_probability']:.4f}",
+            "-" if row["label"] is None else str(row["label"]),
+            row["input_check"],
+        )
         for row in rows
     ]
     widths = [max(len(line[i]) for line in [header, *cells]) for i in range(3)]
+    path_width, probability_width, label_width = widths
     lines = [
-        f"{path:<{widths[0]}}  {probability:>{widths[1]}}  {label}"
-        for path, probability, label in [header, *cells]
+        f"{path:<{path_width}}  {probability:>{probability_width}}  "
+        f"{label:<{label_width}}  {check}"
+        for path, probability, label, check in [header, *cells]
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
 def run_tune(args):

@@ -211,6 +211,7 @@ def _add_evaluate_parser(subparsers):
             '"pneumoclf[plot]")'
         ),
     )
+    _add_input_check(evaluate)
     evaluate.set_defaults(command="evaluate")
 
 
@@ -233,6 +234,13 @@ def _add_info_parser(subparsers):
 #: Exit status of predict and explain when --on-error skip left files out.
 SKIPPED_FILES_STATUS = 3
 
+#: Exit status of predict, evaluate and explain when some images did not pass the
+#: input check (and no file was left out).
+REFUSED_INPUTS_STATUS = 4
+
+#: What the input_check column says when --skip-input-check turned the check off.
+INPUT_CHECK_SKIPPED = "not checked (--skip-input-check)"
+
 _FILES_HELP = "image files, or folders: every image below a folder, sorted"
 
 
@@ -249,14 +257,29 @@ def _add_on_error(parser):
     )
 
 
+def _add_input_check(parser):
+    parser.add_argument(
+        "--skip-input-check",
+        action="store_true",
+        help=(
+            "label every image, also those the input check refuses as no frontal "
+            "chest X-ray like the training images (research use; the output says "
+            "so). Without it such images get no label and the command exits with "
+            f"status {REFUSED_INPUTS_STATUS}"
+        ),
+    )
+
+
 def _add_predict_parser(subparsers):
     predict = subparsers.add_parser(
         "predict",
         help="pneumonia probability and label of each image file",
         description=(
             "Predict image files with a saved model: one row per file with its "
-            "path, the probability of pneumonia and the label at the model's "
-            "threshold. CSV with a header by default (full precision); --table "
+            "path, the probability of pneumonia, the label at the model's "
+            "threshold and the input check ('ok', or why the image is no chest "
+            "X-ray like the training images: such a row gets no probability and "
+            "no label). CSV with a header by default (full precision); --table "
             "aligns columns with 4 decimals. MODEL may be an ONNX file written by "
             "'export', which predicts without loading TensorFlow."
         ),
@@ -285,6 +308,7 @@ def _add_predict_parser(subparsers):
         help="file to write instead of standard output",
     )
     _add_on_error(predict)
+    _add_input_check(predict)
     predict.set_defaults(command="predict")
 
 
@@ -326,6 +350,7 @@ def _add_explain_parser(subparsers):
         help="with --method gradcam, the convolution layer (default: the last one)",
     )
     _add_on_error(explain)
+    _add_input_check(explain)
     explain.set_defaults(command="explain")
 
 
