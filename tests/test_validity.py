@@ -13,6 +13,7 @@ from pneumoclf import ImageLoader, PneumoniaCNNClassifier, load_sample, patient_
 from pneumoclf.exceptions import InputCheckWarning
 from pneumoclf.validity import (
     PASSED,
+    colour_reasons,
     dicom_reasons,
     feature_reasons,
     fit_input_reference,
@@ -118,7 +119,21 @@ def test_predict_names_the_refused_files_and_still_answers(
 
     assert probabilities.shape == (4, 2)
     results = gate[-1].check_inputs(gate[0].transform(paths))
-    assert results[3] != PASSED
+    assert results[3].startswith("colour image")
+
+
+def test_an_x_ray_saved_in_rgb_is_no_colour_image(sample_split, tmp_path):
+    data, _, test = sample_split
+    rgb = tmp_path / "x_ray_rgb.png"
+    Image.open(data.paths[test][0]).convert("RGB").save(rgb)
+    colourful = tmp_path / "tinted.png"
+    tint = np.asarray(Image.open(rgb), np.float32) * [1.0, 0.8, 0.6]
+    Image.fromarray(tint.astype(np.uint8)).save(colourful)
+
+    as_rgb, tinted, as_saved = colour_reasons([rgb, colourful, data.paths[test][0]])
+
+    assert as_rgb is None and as_saved is None
+    assert tinted.startswith("colour image")
 
 
 def test_real_x_rays_raise_no_input_warning(gate, sample_split):

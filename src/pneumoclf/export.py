@@ -374,7 +374,7 @@ class OnnxPneumoniaModel:
     def _input_check_results(self, images, features, paths):
         checks = [validity.statistics_reasons(images)]
         if paths is not None:
-            checks.insert(0, validity.dicom_reasons(paths))
+            checks[:0] = [validity.dicom_reasons(paths), validity.colour_reasons(paths)]
         if self.input_reference_ is not None and features is not None:
             checks.append(validity.feature_reasons(self.input_reference_, features))
         return validity.input_check_results(*checks)

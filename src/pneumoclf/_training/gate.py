@@ -25,7 +25,7 @@ def input_check_results(images, features, reference, paths):
     """
     checks = [validity.statistics_reasons(images)]
     if paths is not None:
-        checks.insert(0, validity.dicom_reasons(paths))
+        checks[:0] = [validity.dicom_reasons(paths), validity.colour_reasons(paths)]
     if reference is not None:
         checks.append(validity.feature_reasons(reference, features))
     return validity.input_check_results(*checks)
