@@ -1,6 +1,7 @@
 import builtins
 import contextlib
 import csv
+import functools
 import html
 import io
 import json
@@ -39,9 +40,19 @@ REPORT_KEYS = {"roc_auc", "recall", "specificity", "precision", "f2", "threshold
 COUNT_KEYS = {"tp", "fp", "tn", "fn"}
 
 
-def _an_x_ray(data_dir):
-    """The first validation image: one the fixture model's input check lets pass."""
-    return sorted((data_dir / "val").rglob("*.jpeg"))[0]
+def _an_x_ray(data_dir, model):
+    """The first validation image that ``model``'s input check lets pass."""
+    return Path(_first_passing(str(data_dir), str(model)))
+
+
+@functools.cache
+def _first_passing(data_dir, model, pattern="val/*/*.jpeg"):
+    pipeline = load_model(model)
+    paths = sorted(str(path) for path in Path(data_dir).glob(pattern))
+    checks = pipeline[-1].check_inputs(pipeline[0].transform(paths))
+    return next(
+        path for path, check in zip(paths, checks, strict=True) if check == "ok"
+    )
 
 
 def _image_paths(data_dir):
@@ -816,7 +827,7 @@ def test_cli_predicts_a_file_whose_name_starts_with_a_dash(
     cli_model, awkward_root, tmp_path, monkeypatch, capsys
 ):
     _, model = cli_model
-    training_image = sorted(awkward_root.rglob("*.png"))[0]
+    training_image = Path(_first_passing(str(awkward_root), str(model), "**/*.png"))
     (tmp_path / "-scan.png").write_bytes(training_image.read_bytes())
     monkeypatch.chdir(tmp_path)
 
@@ -913,7 +924,7 @@ def test_settings_that_moved_to_the_library_warn_and_are_the_same(name, home):
 def test_predict_csv_is_safe_in_a_spreadsheet_and_keeps_one_row_per_file(
     trained, data_dir, tmp_path, monkeypatch, capsys, name
 ):
-    (tmp_path / name).write_bytes(_an_x_ray(data_dir).read_bytes())
+    (tmp_path / name).write_bytes(_an_x_ray(data_dir, trained[1]).read_bytes())
     monkeypatch.chdir(tmp_path)
     status, out, _ = _run(capsys, "predict", trained[1], "--", name)
     assert status == 0
@@ -950,11 +961,11 @@ def test_train_saves_no_model_that_learned_nothing(
 
 
 @pytest.fixture
-def with_a_blank_frame(data_dir, tmp_path):
+def with_a_blank_frame(data_dir, trained, tmp_path):
     """Two X-rays the model accepts and a blank frame, as files."""
     blank = tmp_path / "blank.png"
     Image.new("L", (16, 16), 128).save(blank)
-    return [str(_an_x_ray(data_dir)), str(blank)]
+    return [str(_an_x_ray(data_dir, trained[1])), str(blank)]
 
 
 @pytest.mark.parametrize("output", ["--json", "csv", "--table"])

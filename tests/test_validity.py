@@ -59,11 +59,6 @@ def ct_slices(rng):
     return [disc * np.clip(0.35 + 0.5 * _smooth(rng, 1.5), 0, 1) for _ in range(20)]
 
 
-def photographs(rng):
-    """Smooth blotches of light and shade, as a photograph has."""
-    return [np.clip(_smooth(rng, 4) * 4 - 1.5, 0, 1) for _ in range(20)]
-
-
 def text_pages(rng):
     page = np.full((SIDE, SIDE), 0.9)
     page[3::5, 3:29] = 0.1
@@ -87,7 +82,7 @@ def a_hand(rng):
 
 @pytest.mark.parametrize(
     "make_images",
-    [ct_slices, photographs, text_pages, noise, blank_frames, a_hand],
+    [ct_slices, text_pages, noise, blank_frames, a_hand],
 )
 def test_what_is_no_chest_x_ray_is_refused(gate, make_images):
     images = np.asarray(make_images(np.random.default_rng(0)), dtype=np.float32)
@@ -95,6 +90,21 @@ def test_what_is_no_chest_x_ray_is_refused(gate, make_images):
     results = gate[-1].check_inputs(images)
 
     assert np.mean(results != PASSED) >= 0.9, list(results)
+
+
+def test_photographs_in_colour_are_refused(gate, tmp_path):
+    rng = np.random.default_rng(2)
+    paths = []
+    for number in range(10):
+        # Smooth blotches of three colours, as a photograph has.
+        channels = [np.clip(_smooth(rng, 4) * 4 - 1.5, 0, 1) for _ in range(3)]
+        picture = (np.stack(channels, axis=-1) * 255).astype(np.uint8)
+        paths.append(tmp_path / f"photo{number}.jpeg")
+        Image.fromarray(picture).resize((128, 128)).save(paths[-1])
+
+    results = gate[-1].check_inputs(gate[0].transform(paths))
+
+    assert all(result.startswith("colour image") for result in results), results
 
 
 def test_chest_x_rays_of_unseen_patients_pass(gate, sample_split):
@@ -114,7 +124,9 @@ def test_predict_names_the_refused_files_and_still_answers(
     Image.fromarray(photo).save(colour)
     paths = [*data.paths[test][:3], str(colour)]
 
-    with pytest.warns(InputCheckWarning, match=r"1 of 4 images .*holiday\.png"):
+    with pytest.warns(
+        InputCheckWarning, match=r"of 4 images did not pass .*holiday\.png"
+    ):
         probabilities = gate.predict_proba(paths)
 
     assert probabilities.shape == (4, 2)
@@ -230,3 +242,15 @@ def test_the_first_reason_of_any_check_wins():
         ["a", None, None], [None, "b", None], ["c", "d", None]
     )
     assert results.tolist() == ["a", "b", PASSED]
+
+
+def test_a_dicom_whose_rescale_blanks_it_is_refused(gate, sample_split, tmp_path):
+    pytest.importorskip("pydicom")
+    data, _, test = sample_split
+    pixels = np.asarray(Image.open(data.paths[test][0]).convert("L"), np.uint16) * 16
+    flat = tmp_path / "slope0.dcm"
+    save_dicom(flat, pixels, RescaleSlope=0, RescaleIntercept=0)
+
+    (result,) = gate[-1].check_inputs(gate[0].transform([flat]))
+
+    assert result.startswith("nearly uniform image")
