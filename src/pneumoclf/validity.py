@@ -17,6 +17,7 @@ Each check returns a reason per image, None where it has nothing to say;
 Nothing here needs TensorFlow: the ONNX predictor runs the same checks.
 """
 
+import functools
 import os
 from typing import NamedTuple
 
@@ -52,6 +53,8 @@ _MAX_BLACK_SHARE = 0.6
 # Mean |R - G| + |G - B| of a picture, in [0, 2]: 0 for every one of those 5,544
 # X-rays, 0.1 to 0.3 for photographs.
 _MAX_COLOURFULNESS = 0.03
+# Bytes of a file read to find a gray JPEG's or PNG's header.
+_HEAD_BYTES = 64 * 1024
 # PIL modes that hold no colour.
 _GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
 
@@ -199,18 +202,44 @@ def colour_reasons(paths):
     ...     colour_reasons([red, gray])
     ['colour image (colourfulness 0.67 > 0.03)', None]
     """
-    return [_colour_reason(path) for path in paths]
-
-
-def _colour_reason(path):
-    from PIL import Image
+    from concurrent.futures import ThreadPoolExecutor
 
     from .preprocessing import DICOM_SUFFIXES
 
+    keys = [_file_key(path, DICOM_SUFFIXES) for path in paths]
+    if len(keys) < 2:
+        return [_colour_reason(key) for key in keys]
+    # Decoding releases the GIL: threads share the cores, as the loader's do.
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        return list(pool.map(_colour_reason, keys))
+
+
+def _file_key(path, dicom_suffixes):
+    """``(path, modified, size)`` of a picture file; None for DICOM or no file."""
     path = os.fspath(path)
-    if os.path.splitext(path)[1].lower() in DICOM_SUFFIXES:
+    if os.path.splitext(path)[1].lower() in dicom_suffixes:
         return None
     try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return path, status.st_mtime_ns, status.st_size
+
+
+@functools.lru_cache(maxsize=100_000)
+def _colour_reason(key):
+    """Why the file is no radiograph by its colours; cached while it is unchanged."""
+    from PIL import Image
+
+    from .preprocessing import stored_in_gray
+
+    if key is None:
+        return None
+    path = key[0]
+    try:
+        with open(path, "rb") as file:
+            if stored_in_gray(file.read(_HEAD_BYTES)):
+                return None  # read from the header, without decoding anything
         with Image.open(path) as image:
             if image.mode in _GRAY_MODES:
                 return None

@@ -79,6 +79,25 @@ def jpeg_frame(head):
     return None
 
 
+def stored_in_gray(head):
+    """Whether a file whose first bytes are ``head`` stores one gray channel.
+
+    True for a JPEG of one component or a gray PNG, False for other JPEGs and
+    PNGs, None when ``head`` does not tell (another format, or a header longer
+    than ``head``).
+    """
+    if head.startswith(_PNG_SIGNATURE) and len(head) > _PNG_COLOUR_TYPE:
+        return head[_PNG_COLOUR_TYPE] in _PNG_GRAY_TYPES
+    frame = jpeg_frame(head)
+    return None if frame is None else frame[2] == 1
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Offset of the colour type in a PNG's IHDR chunk, and the gray types (with alpha).
+_PNG_COLOUR_TYPE = 25
+_PNG_GRAY_TYPES = frozenset({0, 4})
+
+
 def plain_jpeg_size(data):
     """``(width, height)`` of an 8-bit, 1- or 3-channel JPEG with no extra segments.
 
