@@ -557,13 +557,13 @@ def test_help_and_version_load_no_heavy_library(argv):
 def test_tensorflow_start_up_lines_never_reach_the_terminal(trained, data_dir):
     script = Path(sys.executable).with_name("pneumoclf")
     result = subprocess.run(
-        [script, "predict", trained[1], *_image_paths(data_dir)[:2]],
+        [script, "predict", trained[1], _an_x_ray(data_dir, trained[1])],
         capture_output=True,
         text=True,
         check=False,
     )
     assert result.returncode == 0
-    assert result.stdout.startswith("path,pneumonia_probability,label\n")
+    assert result.stdout.startswith("path,pneumonia_probability,label,input_check\n")
     assert result.stderr == ""
 
 
