@@ -254,3 +254,15 @@ def test_a_dicom_whose_rescale_blanks_it_is_refused(gate, sample_split, tmp_path
     (result,) = gate[-1].check_inputs(gate[0].transform([flat]))
 
     assert result.startswith("nearly uniform image")
+
+
+def test_too_few_images_per_feature_fit_no_feature_test(sample_split):
+    data, train, _ = sample_split
+    some = train[::5]  # 28 images for 8 features: fewer than 4 a feature
+    X = ImageLoader(image_size=16).transform(data.paths[some])
+    clf = PneumoniaCNNClassifier(
+        n_conv_blocks=1, filters=4, dense_units=8, epochs=1, random_state=0
+    ).fit(X, data.target[some])
+
+    assert len(some) < 4 * 8 and clf.input_reference_ is None
+    assert clf.check_inputs(np.zeros((1, 16, 16, 1), np.float32))[0] != PASSED

@@ -124,8 +124,8 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         lets pass: ``fit`` notes where the training images' penultimate
         features lie, and :meth:`check_inputs` refuses images further away
         than this share of the validation images (see
-        :mod:`pneumoclf.validity`). None fits no feature test; the pixel and
-        DICOM tests remain.
+        :mod:`pneumoclf.validity`). None, or fewer than 4 training images per
+        ``dense_units``, fits no feature test; the pixel and DICOM tests remain.
     warm_start : bool, default=False
         When True, ``fit`` on a fitted classifier trains its network further
         (weights and optimiser state) for up to ``epochs`` more epochs on the

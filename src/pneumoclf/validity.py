@@ -114,23 +114,29 @@ def fit_input_reference(training_features, validation_features, keep):
         threshold=0.0,
     )
     distances = reference.distances(validation_features)
-    return reference._replace(threshold=_threshold(distances, keep, features.shape[1]))
+    return reference._replace(threshold=_threshold(distances, keep))
 
 
-def _threshold(distances, keep, n_features):
+def _threshold(distances, keep):
     """The ``keep`` quantile of ``distances``, and no less than a chi tail predicts.
 
     A few validation images place an empirical quantile near their largest
     distance, below what new images of the same kind reach. Squared Mahalanobis
-    distances of Gaussian features follow a chi-square law; scaled to the
-    validation images' median, its ``keep`` quantile is a steadier floor.
+    distances follow a scaled chi-square law, whose scale and degrees of freedom
+    are fitted to the validation images' by their mean and variance (heavy tails
+    give few degrees of freedom); its ``keep`` quantile is a steadier floor.
     """
     from scipy.stats import chi2
 
     empirical = float(np.quantile(distances, keep))
-    scale = float(np.median(distances**2)) / chi2.median(n_features)
-    predicted = float(np.sqrt(scale * chi2.ppf(keep, n_features)))
-    return max(empirical, predicted)
+    squared = np.asarray(distances, dtype=np.float64) ** 2
+    if len(squared) < 2:
+        return empirical
+    mean, variance = float(squared.mean()), float(squared.var(ddof=1))
+    if mean <= 0 or variance <= 0:
+        return empirical
+    scale, degrees = variance / (2 * mean), 2 * mean**2 / variance
+    return max(empirical, float(np.sqrt(scale * chi2.ppf(keep, degrees))))
 
 
 def feature_reasons(reference, features):

@@ -18,6 +18,11 @@ from .inference import check_scores, network_outputs, network_scores
 from .pipeline import as_tensors, batches, without_retracing_notices
 from .validation import calibrate_and_choose_threshold, validation_split
 
+#: Training images per penultimate feature that the input check's feature test
+#: needs: with fewer (the bundled sample's 160 images and 128 features), its
+#: covariance is too rough, and it refused up to a tenth of real X-rays.
+MIN_IMAGES_PER_FEATURE = 4
+
 # Training images a trained network is checked on, and the least spread of their
 # scores that shows it tells images apart.
 _COLLAPSE_SAMPLE = 256
@@ -123,6 +128,8 @@ def _input_reference(settings, model, X, train_rows, validation):
     The threshold lets ``settings.input_check`` of the validation images pass, or
     of the training images when there is no validation part.
     """
+    if len(train_rows) < MIN_IMAGES_PER_FEATURE * settings.dense_units:
+        return None  # too few images to tell where the features lie
     _, features = network_outputs(model, X, settings.batch_size)
     held_out = train_rows if validation is None else validation
     return fit_input_reference(
