@@ -151,7 +151,7 @@ def _assert_same_classifier(loaded, original, X):
         elif isinstance(value, np.ndarray):
             assert restored.dtype == value.dtype, name
             np.testing.assert_array_equal(restored, value)
-        elif name == "input_reference_":
+        elif name in ("input_reference_", "population_reference_"):
             for part, stored in zip(restored, value, strict=True):
                 np.testing.assert_array_equal(part, stored)
         else:
@@ -437,11 +437,44 @@ def test_a_file_of_format_1_loads_with_its_fitted_state(classifiers, images, tmp
     _rewrite(saved, metadata={"format_version": "1.0", "fitted": format_1_state})
 
     loaded = load_model(saved)
-    # Format 1 kept no record of the validation part, nor an input check.
+    # Format 1 kept no record of the validation part, nor an input check, nor a
+    # population reference.
     assert loaded.validation_report_ is None and loaded.input_reference_ is None
+    assert loaded.population_reference_ is None and loaded.adaptations_ == ()
     loaded.validation_report_ = clf.validation_report_
     loaded.input_reference_ = clf.input_reference_
+    loaded.population_reference_ = clf.population_reference_
     _assert_same_classifier(loaded, clf, X)
+
+
+def test_a_file_of_format_2_3_loads_without_a_population_reference(fitted, saved):
+    with zipfile.ZipFile(saved) as archive:
+        metadata = json.loads(archive.read("metadata.json"))
+    del metadata["fitted"]["population_reference_"]
+    del metadata["fitted"]["adaptations_"]
+    _rewrite(saved, metadata={"format_version": "2.3", "fitted": metadata["fitted"]})
+    loaded = load_model(saved)
+    assert loaded.population_reference_ is None and loaded.adaptations_ == ()
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        {"tuple": [[0.5], [2], None]},
+        {"tuple": [{"ndarray": {"dtype": "<f4", "values": [1.5]}},
+                   {"ndarray": {"dtype": "|b1", "values": [True]}}, None]},
+        {"tuple": [{"ndarray": {"dtype": "<f4", "values": [0.5, 0.2]}},
+                   {"ndarray": {"dtype": "|b1", "values": [True]}}, None]},
+    ],
+    ids=["label-not-bool", "score-above-1", "lengths-differ"],
+)  # fmt: skip
+def test_a_damaged_population_reference_is_refused(saved, reference):
+    with zipfile.ZipFile(saved) as archive:
+        metadata = json.loads(archive.read("metadata.json"))
+    metadata["fitted"]["population_reference_"] = reference
+    _rewrite(saved, metadata={"fitted": metadata["fitted"]})
+    with pytest.raises(ModelFileError, match="population_reference_"):
+        load_model(saved)
 
 
 def test_a_file_of_format_2_1_loads_without_a_validation_report(fitted, saved):

@@ -184,6 +184,14 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
     input_reference_ : InputReference or None
         The input check's feature test (:mod:`pneumoclf.validity`); None
         when ``input_check`` is None and after :meth:`partial_fit`.
+    population_reference_ : PopulationReference or None
+        The validation images' own scores, labels and feature distances, which
+        :func:`pneumoclf.site.check_site` compares new images with; after
+        :func:`pneumoclf.site.adapt_to_site`, those of the local images. None
+        without a validation part and after :meth:`partial_fit`.
+    adaptations_ : tuple of dict
+        One record per adaptation to a site (:func:`pneumoclf.site.adapt_to_site`),
+        oldest first; empty after ``fit``.
     feature_names_in_ : ndarray of str
         Column names of ``X`` in ``fit``, when it had string column names.
     n_epochs_ : int
@@ -467,6 +475,27 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         _, features = _training.network_outputs(self.model_, X, self.batch_size)
         reference = getattr(self, "input_reference_", None)
         return _training.input_check_results(X, features, reference, paths)
+
+    def network_outputs(self, X):
+        """The network's own pneumonia probability and penultimate features.
+
+        Before calibration, prevalence and threshold: what
+        :mod:`pneumoclf.site` recalibrates and compares populations with.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, h, w, c), (n, h, w) or (n, k)
+            Images of the shape used in ``fit``.
+
+        Returns
+        -------
+        scores : ndarray of shape (n,), float32
+            The network's sigmoid output.
+        features : ndarray of shape (n, dense_units), float32
+            What its hidden dense layer gives the output layer.
+        """
+        X = self.as_image_batch(X)
+        return _training.network_outputs(self.model_, X, self.batch_size)
 
     def predict(self, X):
         """Labels at the decision threshold.

@@ -26,6 +26,7 @@ import numpy as np
 __all__ = [
     "PASSED",
     "InputReference",
+    "PopulationReference",
     "colour_reasons",
     "dicom_reasons",
     "feature_reasons",
@@ -81,6 +82,30 @@ class InputReference(NamedTuple):
         centred = np.asarray(features, dtype=np.float64) - self.mean
         squared = np.einsum("ij,jk,ik->i", centred, self.precision, centred)
         return np.sqrt(np.maximum(squared, 0.0))
+
+
+class PopulationReference(NamedTuple):
+    """What images of the population a model was fitted for looked like to it.
+
+    Kept from the validation patients of a fit, or from the labelled local images
+    of an adaptation (:func:`pneumoclf.site.adapt_to_site`), so that a batch of
+    new images can be compared with them (:func:`pneumoclf.site.check_site`).
+
+    Attributes
+    ----------
+    scores : ndarray of shape (n,)
+        The network's own pneumonia probability of each image, before
+        calibration.
+    pneumonia : ndarray of shape (n,), bool
+        Whether each image shows pneumonia.
+    distances : ndarray of shape (n,) or None
+        Mahalanobis distance of each image's features from the training images'
+        (:meth:`InputReference.distances`); None without a feature test.
+    """
+
+    scores: np.ndarray
+    pneumonia: np.ndarray
+    distances: np.ndarray | None
 
 
 def fit_input_reference(training_features, validation_features, keep):

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 
 from .._utils import check_label_order
-from ..validity import InputReference
+from ..validity import InputReference, PopulationReference
 
 #: Fitted attributes besides the network, in the order ``get_fitted_state`` gives.
 FITTED_ATTRIBUTES = (
@@ -19,9 +19,13 @@ FITTED_ATTRIBUTES = (
     "history_",
     "n_epochs_",
     "input_reference_",
+    "population_reference_",
+    "adaptations_",
 )
 
-_OPTIONAL_ATTRIBUTES = frozenset({"feature_names_in_", "input_reference_"})
+_OPTIONAL_ATTRIBUTES = frozenset(
+    {"feature_names_in_", "input_reference_", "population_reference_", "adaptations_"}
+)
 
 
 def check_fitted_state(state, names=FITTED_ATTRIBUTES):
@@ -60,6 +64,10 @@ def check_fitted_state(state, names=FITTED_ATTRIBUTES):
     state["input_reference_"] = _input_reference(
         state.get("input_reference_"), state["model_"]
     )
+    state["population_reference_"] = _population_reference(
+        state.get("population_reference_")
+    )
+    state["adaptations_"] = _adaptations(state.get("adaptations_", ()))
 
 
 def _input_reference(value, model):
@@ -93,6 +101,56 @@ def _input_reference(value, model):
             "least 0."
         )
     return reference
+
+
+def _population_reference(value):
+    """``value`` as a PopulationReference of finite, aligned arrays, or None."""
+    if value is None:
+        return None
+    try:
+        scores, pneumonia, distances = value
+        reference = PopulationReference(
+            scores=np.asarray(scores, dtype=np.float32),
+            pneumonia=np.asarray(pneumonia),
+            distances=None if distances is None else np.asarray(distances, np.float32),
+        )
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            "population_reference_ must be (scores, pneumonia, distances), got "
+            f"{error}."
+        ) from None
+    n = len(reference.scores)
+    fits = (
+        reference.scores.shape == (n,)
+        and n > 0
+        and reference.pneumonia.shape == (n,)
+        and reference.pneumonia.dtype == bool
+        and np.all((reference.scores >= 0) & (reference.scores <= 1))
+        and (
+            reference.distances is None
+            or (
+                reference.distances.shape == (n,)
+                and np.all(np.isfinite(reference.distances))
+                and np.all(reference.distances >= 0)
+            )
+        )
+    )
+    if not fits:
+        raise ValueError(
+            "population_reference_ must hold scores in [0, 1], one bool label per "
+            "score, and None or one finite non-negative distance per score."
+        )
+    return reference
+
+
+def _adaptations(value):
+    """``value`` as a tuple of dicts (the adaptations to sites), checked."""
+    if not (
+        isinstance(value, (tuple, list))
+        and all(isinstance(record, dict) for record in value)
+    ):
+        raise ValueError(f"adaptations_ must be a tuple of dicts, got {value!r}.")
+    return tuple(value)
 
 
 def check_fitted_image_shape(image_shape):

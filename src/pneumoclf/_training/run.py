@@ -12,7 +12,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 
 from .._calibration import check_prevalence
 from ..exceptions import UntrainedNetworkWarning
-from ..validity import fit_input_reference
+from ..validity import PopulationReference, fit_input_reference
 from .continuing import check_labels_among, joined_history
 from .inference import check_scores, network_outputs, network_scores
 from .pipeline import as_tensors, batches, without_retracing_notices
@@ -41,6 +41,7 @@ class TrainedNetwork(NamedTuple):
     prevalence: float
     validation_report: dict | None
     input_reference: tuple | None  # validity.InputReference
+    population_reference: tuple | None  # validity.PopulationReference
     warnings: tuple  # messages or warnings the public class warns with, at its caller
 
 
@@ -105,9 +106,11 @@ def train(
     else:
         calibration, threshold, prevalence, report = None, None, 0.5, None
     messages += _check_trained(model, X, settings.batch_size)
-    reference = None
-    if validate and settings.input_check is not None:
-        reference = _input_reference(settings, model, X, train_rows, validation)
+    reference, population = None, None
+    if validate:
+        reference, population = _references(
+            settings, model, X, encoded, train_rows, validation
+        )
     return TrainedNetwork(
         model=model,
         classes=classes,
@@ -118,23 +121,43 @@ def train(
         prevalence=prevalence,
         validation_report=report,
         input_reference=reference,
+        population_reference=population,
         warnings=tuple(messages),
     )
 
 
-def _input_reference(settings, model, X, train_rows, validation):
-    """The input check's reference: the training images' features, and a threshold.
+def _references(settings, model, X, y, train_rows, validation):
+    """The input check's reference, and the validation images' population reference.
 
-    The threshold lets ``settings.input_check`` of the validation images pass, or
-    of the training images when there is no validation part.
+    The input check's threshold lets ``settings.input_check`` of the validation
+    images pass, or of the training images when there is no validation part.
+    Either is None when there is too little to fit it on.
     """
-    if len(train_rows) < MIN_IMAGES_PER_FEATURE * settings.dense_units:
-        return None  # too few images to tell where the features lie
-    _, features = network_outputs(model, X, settings.batch_size)
-    held_out = train_rows if validation is None else validation
-    return fit_input_reference(
-        features[train_rows], features[held_out], keep=settings.input_check
+    feature_test = (
+        settings.input_check is not None
+        and len(train_rows) >= MIN_IMAGES_PER_FEATURE * settings.dense_units
     )
+    reference = None
+    if feature_test:
+        scores, features = network_outputs(model, X, settings.batch_size)
+        held_out = train_rows if validation is None else validation
+        reference = fit_input_reference(
+            features[train_rows], features[held_out], keep=settings.input_check
+        )
+    if validation is None:
+        return reference, None
+    if reference is None:
+        scores = np.empty(len(X), dtype=np.float32)
+        scores[validation] = network_scores(model, X[validation], settings.batch_size)
+        distances = None
+    else:
+        distances = reference.distances(features[validation]).astype(np.float32)
+    population = PopulationReference(
+        scores=scores[validation],
+        pneumonia=y[validation].reshape(-1) == 1,
+        distances=distances,
+    )
+    return reference, population
 
 
 def _fit(settings, model, X, y, weights, train_rows, validation, seed, epochs):
@@ -242,4 +265,6 @@ def fitted_attributes(network, image_shape, earlier):
         "training_prevalence_": network.prevalence,
         "validation_report_": network.validation_report,
         "input_reference_": network.input_reference,
+        "population_reference_": network.population_reference,
+        "adaptations_": (),
     }

@@ -9,7 +9,7 @@ from ..preprocessing import ImageLoader
 
 FORMAT_NAME = "pneumoclf-model"
 # Documented where it is public, in the package's __init__.
-FORMAT_VERSION = "2.3"
+FORMAT_VERSION = "2.4"
 
 # Major versions this pneumoclf reads.
 _READABLE_MAJORS = ("1", "2")

@@ -285,6 +285,8 @@ _UNCALIBRATED = {
     "training_prevalence_": 0.5,
     "validation_report_": None,
     "input_reference_": None,
+    "population_reference_": None,
+    "adaptations_": (),
 }
 
 
