@@ -827,3 +827,69 @@ def test_intervals_need_unweighted_cases(scored_cases):
         clinical_report(
             *scored_cases, confidence=0.95, sample_weight=np.ones(len(scored_cases[0]))
         )
+
+
+# ------------------------------------------------------------------- refer band
+
+
+def test_referral_bounds_reach_the_share_of_the_way_to_each_end():
+    from pneumoclf.metrics import referral_bounds
+
+    assert referral_bounds(0.8, 0.25) == pytest.approx((0.6, 0.85))
+    assert referral_bounds(0.1, 0.5) == pytest.approx((0.05, 0.55))
+    assert referral_bounds(0.3, 0.0) == (0.3, 0.3)
+
+
+@pytest.mark.parametrize("band", [1.0, -0.1, 1.5])
+def test_referral_bounds_refuse_a_band_outside_0_1(band):
+    from pneumoclf.metrics import referral_bounds
+
+    with pytest.raises(ValueError, match="refer_band must be in"):
+        referral_bounds(0.5, band)
+
+
+def test_referral_mask_refers_only_inside_the_band():
+    from pneumoclf.metrics import referral_mask
+
+    scores = np.array([0.0, 0.24, 0.25, 0.49, 0.5, 0.74, 0.75, 1.0])
+    mask = referral_mask(scores, 0.5, 0.5)  # refers [0.25, 0.75)
+    assert mask.tolist() == [False, False, True, True, True, True, False, False]
+    assert not referral_mask(scores, 0.5, 0.0).any()
+
+
+def test_referral_tradeoff_refers_more_and_labels_the_rest_better():
+    from pneumoclf.metrics import referral_tradeoff
+
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(500), np.ones(500)].astype(int)
+    scores = np.clip(
+        np.r_[rng.normal(0.3, 0.15, 500), rng.normal(0.7, 0.15, 500)], 0, 1
+    )
+    rows = referral_tradeoff(y, scores, 0.5, bands=(0.0, 0.1, 0.3, 0.6))
+    rates = [row["refer_rate"] for row in rows]
+    assert rates[0] == 0 and rates == sorted(rates) and rates[-1] > 0.5
+    for row in rows:
+        kept = (scores < row["low"]) | (scores >= row["high"])
+        assert row["n_referred"] == int((~kept).sum())
+        called = scores >= 0.5
+        assert row["recall"] == pytest.approx(called[kept & (y == 1)].mean())
+        assert row["specificity"] == pytest.approx((~called)[kept & (y == 0)].mean())
+    assert rows[-1]["recall"] > rows[0]["recall"]
+    assert rows[-1]["specificity"] > rows[0]["specificity"]
+
+
+def test_clinical_report_with_a_refer_band():
+    report = clinical_report(
+        [0, 0, 0, 0, 1, 1, 1, 1], [0.1, 0.2, 0.3, 0.6, 0.4, 0.7, 0.8, 0.9],
+        refer_band=0.3,
+    )  # fmt: skip
+    assert report["recall"] == 0.75  # every case still counts in the main figures
+    assert report["referral"] == {
+        "refer_band": 0.3, "low": 0.35, "high": 0.65, "n_referred": 2,
+        "refer_rate": 0.25, "recall": 1.0, "specificity": 1.0,
+    }  # fmt: skip
+    text = format_clinical_report(report)
+    assert "Referred                     2  (25.00% of all cases, probability" in text
+    assert "Specificity, labelled  100.00%" in text
+    with pytest.raises(ValueError, match="refer band needs unweighted"):
+        clinical_report([0, 1], [0.2, 0.8], refer_band=0.1, sample_weight=[1, 2])

@@ -335,3 +335,16 @@ def test_n_worst_limits_the_errors_shown(tmp_path):
         ("false positive", "0.9000"),
         ("false positive", "0.8000"),
     ]
+
+
+def test_the_report_page_shows_the_refer_band_tradeoff(
+    calibrated_with_groups, evaluation, page
+):
+    from pneumoclf.metrics import referral_tradeoff
+
+    _, y, scores = evaluation
+    threshold = calibrated_with_groups[0][-1].threshold_
+    text = " ".join(_parts(page).text)
+    assert "Refer band" in text
+    for row in referral_tradeoff(y, scores, threshold):
+        assert f"{row['low']:.4f} to {row['high']:.4f} {row['refer_rate']:.1%}" in text

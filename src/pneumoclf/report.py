@@ -24,7 +24,12 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._deprecation import made_private
 from ._utils import atomic_open
-from .metrics import clinical_report, clinical_report_rows, wilson_interval
+from .metrics import (
+    clinical_report,
+    clinical_report_rows,
+    referral_tradeoff,
+    wilson_interval,
+)
 from .plotting import save_evaluation_figures, worst_errors
 from .recipes import EXTERNAL_FIGURES
 
@@ -420,6 +425,7 @@ def write_report(
         '<div class="figures">',
         *(_figure(path) for path in figures),
         "</div>",
+        _referral_table(y_true, y_score, threshold),
     ]
     if paths is not None:
         body.append(_errors_table(paths, y_true, y_score, threshold, n_worst))
@@ -443,6 +449,30 @@ def _metrics_table(report):
         for label, value, note in clinical_report_rows(report)
     )
     return f'<table class="metrics">{rows}</table>'
+
+
+def _referral_table(y_true, y_score, threshold):
+    """What each refer band around the threshold costs and gives."""
+    rows = "".join(
+        f"<tr><td>{row['refer_band']:g}</td>"
+        f"<td>{row['low']:.4f} to {row['high']:.4f}</td>"
+        f"<td>{row['refer_rate']:.1%}</td><td>{_percent_or_na(row['recall'])}</td>"
+        f"<td>{_percent_or_na(row['specificity'])}</td></tr>"
+        for row in referral_tradeoff(y_true, y_score, threshold)
+    )
+    return (
+        "<h2>Refer band</h2><p>Images whose probability lies in a band around the "
+        "threshold can go to a reader instead of getting a label "
+        "(<code>--refer-band</code>): the share referred, and the figures of the "
+        "images labelled.</p>"
+        '<table class="referral"><tr><th>band</th><th>probabilities referred</th>'
+        "<th>referred</th><th>recall, labelled</th><th>specificity, labelled</th>"
+        f"</tr>{rows}</table>"
+    )
+
+
+def _percent_or_na(value):
+    return "n/a" if np.isnan(value) else f"{value:.1%}"
 
 
 def _figure(path):

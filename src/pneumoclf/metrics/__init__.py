@@ -11,6 +11,7 @@ in sorted order. When the data hold a single label, it is recognised through the
 known pairs; any other single label needs an explicit ``pos_label``.
 """
 
+from ._referral import referral_bounds, referral_mask, referral_tradeoff
 from ._report import (
     clinical_report,
     clinical_report_rows,
@@ -34,6 +35,9 @@ __all__ = [
     "make_recall_weighted_scorer",
     "make_specificity_at_recall_scorer",
     "recall_weighted_score",
+    "referral_bounds",
+    "referral_mask",
+    "referral_tradeoff",
     "specificity_at_recall_score",
     "specificity_score",
     "wilson_interval",

@@ -20,6 +20,7 @@ from sklearn.utils.validation import (
 
 from .._utils import is_pneumonia as decide_pneumonia
 from ._labels import _check_fraction, _pneumonia_mask_and_scores, _shared_parameters
+from ._referral import decided_figures, referral_bounds, referral_mask
 from ._scores import _checked_weights, specificity_score
 
 # ------------------------------------------------------------------------- report
@@ -37,6 +38,7 @@ def clinical_report(
     groups=None,
     n_resamples=1000,
     random_state=None,
+    refer_band=None,
 ):
     """The figures a clinician reads at one operating point.
 
@@ -67,6 +69,10 @@ def clinical_report(
         Resamples of the bootstrap.
     random_state : int, RandomState instance or None, default=None
         Seeds the bootstrap.
+    refer_band : float in [0, 1) or None, default=None
+        With a band, the report adds ``referral``: the cases whose probability
+        lies in it (:func:`referral_mask`) go to a reader, and the figures of
+        the cases the model labels are reported apart.
 
     Returns
     -------
@@ -83,7 +89,11 @@ def clinical_report(
           report them; they are not the false positive rate FP / (FP + TN);
         * ``tp``, ``fp``, ``tn``, ``fn``: the confusion counts;
         * with ``confidence``: ``confidence`` and ``intervals``, a dict of
-          ``[low, high]`` lists keyed by figure.
+          ``[low, high]`` lists keyed by figure;
+        * with ``refer_band``: ``referral``, a dict of ``refer_band``, ``low``,
+          ``high``, ``n_referred``, ``refer_rate``, and the ``recall`` and
+          ``specificity`` of the cases not referred. The other figures count
+          every case.
 
         A figure that the data cannot define is NaN rather than an error:
         ``roc_auc`` when `y_true` holds a single class, ``recall`` without any
@@ -167,6 +177,17 @@ def clinical_report(
             "specificity": wilson_interval(tn, tn + fp, confidence),
             "precision": wilson_interval(tp, tp + fp, confidence),
             "npv": wilson_interval(tn, tn + fn, confidence),
+        }
+    if refer_band is not None:
+        if weights is not None:
+            raise ValueError("a refer band needs unweighted cases.")
+        referred = referral_mask(y_score, threshold, refer_band)
+        low, high = referral_bounds(threshold, refer_band)
+        report["referral"] = {
+            "refer_band": float(refer_band),
+            "low": low,
+            "high": high,
+            **decided_figures(is_pneumonia, predicted, referred),
         }
     return report
 
@@ -337,7 +358,21 @@ def clinical_report_rows(report):
         ("False negatives", str(report["fn"]), _of_all(report["fn_rate"])),
         ("True positives", str(report["tp"]), ""),
         ("True negatives", str(report["tn"]), ""),
+        *_referral_rows(report.get("referral")),
     ]
+
+
+def _referral_rows(referral):
+    if referral is None:
+        return []
+    band = f"{_decimal(referral['low'])} to {_decimal(referral['high'])}"
+    return [
+        ("Referred", str(referral["n_referred"]), f"{_percent(referral['refer_rate'])}"
+         f" of all cases, probability {band}"),
+        ("Recall, labelled", _percent(referral["recall"]), "cases not referred"),
+        ("Specificity, labelled", _percent(referral["specificity"]),
+         "cases not referred"),
+    ]  # fmt: skip
 
 
 def _interval_notes(report):
