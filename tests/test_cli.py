@@ -1043,3 +1043,127 @@ def test_explain_draws_no_map_over_a_refused_image(
     assert [Path(line).name.split("_")[0] for line in out.splitlines()] == [
         Path(with_a_blank_frame[0]).stem.split("_")[0]
     ]
+
+
+# ------------------------------------------------------------------ at a new site
+
+
+@pytest.fixture(scope="module")
+def local_dir(tmp_path_factory):
+    """Labelled local X-rays: 40 of each class, other images than the training ones."""
+    root = tmp_path_factory.mktemp("local")
+    write_split(root, 40, seed=3)
+    return root
+
+
+def test_adapt_writes_a_site_model_and_says_what_to_expect(
+    trained, local_dir, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.delenv("PNEUMOCLF_MODEL_KEY", raising=False)
+    _, model, _ = trained
+    site_model = tmp_path / "site.pneumoclf"
+    status, out, _ = _run(capsys, "adapt", model, local_dir, "-o", site_model)
+    assert status == 0
+    adapted = load_model(site_model)
+    (record,) = adapted[-1].adaptations_
+    assert f"New threshold {record['threshold']:.4f}" in out
+    assert f"recall {record['recall']:.1%}" in out
+    assert record["n_images"] + out.count("no label for") <= 80
+    assert adapted[-1].threshold_ == pytest.approx(record["threshold"])
+    status, card, _ = _run(capsys, "info", site_model)
+    assert "## Adaptation to a site" in card and card.startswith("# Model card")
+
+
+def test_adapt_json_is_the_record(trained, local_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("PNEUMOCLF_MODEL_KEY", raising=False)
+    site_model = tmp_path / "site.pneumoclf"
+    status, out, _ = _run(
+        capsys, "adapt", trained[1], local_dir, "-o", site_model, "--json",
+        "--min-recall", "0.9",
+    )  # fmt: skip
+    assert status == 0
+    record = json.loads(out)
+    assert record == load_model(site_model)[-1].adaptations_[0]
+    assert record["min_recall"] == 0.9
+
+
+def test_adapt_a_signed_model_needs_its_key(
+    signed_model, local_dir, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.delenv("PNEUMOCLF_MODEL_KEY", raising=False)
+    site_model = tmp_path / "site.pneumoclf"
+    status, _, err = _run(capsys, "adapt", signed_model, local_dir, "-o", site_model)
+    assert status == 2
+    assert "is signed: set PNEUMOCLF_MODEL_KEY" in err
+    assert not site_model.exists()
+    monkeypatch.setenv("PNEUMOCLF_MODEL_KEY", "correct horse")
+    status, _, _ = _run(capsys, "adapt", signed_model, local_dir, "-o", site_model)
+    assert status == 0
+    assert pneumoclf.persistence.is_signed(site_model)
+    assert load_model(site_model, key="correct horse")[-1].adaptations_
+
+
+def test_adapt_refuses_too_few_local_cases(trained, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("PNEUMOCLF_MODEL_KEY", raising=False)
+    write_split(tmp_path / "few", 8, seed=4)
+    status, _, err = _run(
+        capsys, "adapt", trained[1], tmp_path / "few", "-o", tmp_path / "s.pneumoclf"
+    )
+    assert status == 1
+    assert "Too few local cases to adapt the model to" in err
+    assert not (tmp_path / "s.pneumoclf").exists()
+
+
+def test_check_site_json(trained, local_dir, capsys, monkeypatch):
+    monkeypatch.delenv("PNEUMOCLF_MODEL_KEY", raising=False)
+    status, out, _ = _run(capsys, "check-site", trained[1], local_dir, "--json")
+    assert status == 0
+    finding = json.loads(out)
+    assert isinstance(finding["shifted"], bool)
+    assert 0 < finding["p_value"] <= 1
+    assert 0 <= finding["estimated_prevalence"] <= 1
+    assert finding["n_images"] <= 80 and finding["message"]
+
+
+def test_check_site_refuses_a_small_batch(trained, data_dir, capsys, monkeypatch):
+    monkeypatch.delenv("PNEUMOCLF_MODEL_KEY", raising=False)
+    status, _, err = _run(capsys, "check-site", trained[1], *_image_paths(data_dir)[:5])
+    assert status == 1
+    assert "too few to compare a population" in err
+
+
+def test_predict_refers_the_images_in_the_band(trained, local_dir, capsys, monkeypatch):
+    from pneumoclf.metrics import referral_mask
+
+    monkeypatch.delenv("PNEUMOCLF_MODEL_KEY", raising=False)
+    _, model, _ = trained
+    status, out, _ = _run(capsys, "predict", model, local_dir, "--refer-band", "0.9")
+    assert status in (0, 4)  # 4: the input check refused some synthetic images
+    rows = [row for row in csv.DictReader(io.StringIO(out)) if row["label"]]
+    scores = np.array([float(row["pneumonia_probability"]) for row in rows])
+    threshold = load_model(model)[-1].threshold_
+    referred = referral_mask(scores, threshold, 0.9)
+    assert referred.any()
+    labels = np.array([row["label"] for row in rows])
+    assert (labels[referred] == "REFER").all()
+    assert (labels[~referred] != "REFER").all()
+
+
+def test_evaluate_reports_the_refer_band(trained, local_dir, capsys, monkeypatch):
+    monkeypatch.delenv("PNEUMOCLF_MODEL_KEY", raising=False)
+    _, model, _ = trained
+    status, out, _ = _run(capsys, "evaluate", model, local_dir, "--refer-band", "0.5")
+    assert status in (0, 4)
+    assert "Referred" in out and "Specificity, labelled" in out
+    _, out, _ = _run(
+        capsys, "evaluate", model, local_dir, "--refer-band", "0.5", "--json"
+    )
+    assert json.loads(out)["referral"]["refer_band"] == 0.5
+
+
+@pytest.mark.parametrize("band", ["1", "-0.2", "wide"])
+def test_refer_band_must_be_a_share(trained, data_dir, capsys, band):
+    status, _, err = _run(
+        capsys, "predict", trained[1], _image_paths(data_dir)[0], "--refer-band", band
+    )
+    assert status == 2 and "--refer-band" in err

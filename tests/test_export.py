@@ -218,3 +218,28 @@ def test_prediction_from_the_export_never_imports_tensorflow(exported, held_out_
     np.testing.assert_allclose(
         result["scores"], expected[:, 1], atol=PROBABILITY_TOLERANCE
     )
+
+
+def test_an_adapted_model_exports_its_site_calibration_and_threshold(
+    calibrated_pipeline, tmp_path
+):
+    import warnings
+
+    from pneumoclf.exceptions import SiteShiftWarning
+    from pneumoclf.site import adapt_to_site
+
+    pipe, held_out = calibrated_pipeline
+    X, y = blob_images(60, 24, seed=9)
+    local = write_images(tmp_path / "local", X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SiteShiftWarning)
+        adapted = adapt_to_site(pipe, local, y, min_recall=0.9)
+    assert adapted[-1].calibration_ != pipe[-1].calibration_
+    export_onnx(adapted, tmp_path / "site.onnx")
+    onnx_model = OnnxPneumoniaModel(tmp_path / "site.onnx")
+    assert onnx_model.threshold_ == pytest.approx(adapted[-1].threshold_)
+    np.testing.assert_allclose(
+        onnx_model.predict_proba(held_out),
+        adapted.predict_proba(held_out),
+        atol=PROBABILITY_TOLERANCE,
+    )

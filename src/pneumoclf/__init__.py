@@ -23,6 +23,9 @@ _EXPORTS = {
     "patient_id": "datasets",
     "patient_split": "model_selection",
     "save_model": "persistence",
+    "SiteShiftWarning": "exceptions",
+    "adapt_to_site": "site",
+    "check_site": "site",
     "UntrainedNetworkWarning": "exceptions",
 }
 

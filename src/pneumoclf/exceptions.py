@@ -11,6 +11,7 @@ __all__ = [
     "ImageLoadError",
     "InputCheckWarning",
     "ModelFileError",
+    "SiteShiftWarning",
     "UntrainedNetworkWarning",
 ]
 
@@ -89,4 +90,13 @@ class InputCheckWarning(UserWarning):
     ``predict`` and ``predict_proba`` still answer for every image; ask
     ``check_inputs`` which ones to leave unlabelled. The command line gives them no
     label.
+    """
+
+
+class SiteShiftWarning(UserWarning):
+    """The images of a site differ from the population the model was fitted for.
+
+    :func:`pneumoclf.site.check_site` found a batch unlike the model's reference,
+    or :func:`pneumoclf.site.adapt_to_site` found the local figures at the model's
+    own threshold unlike its validation figures: its threshold may not hold there.
     """

@@ -26,6 +26,7 @@ from ._parser import (
     INPUT_CHECK_SKIPPED,
     MODEL_KEY_VARIABLE,
     PROG,
+    REFER_LABEL,
     REFUSED_INPUTS_STATUS,
     SKIPPED_FILES_STATUS,
 )
@@ -156,6 +157,7 @@ def run_evaluate(args):
         _refused_on_stderr(data.paths, checks)
         data = _without(data, refused)
         scores = scores[~refused]
+    _warn_if_site_shifted(model, data.paths)
     threshold = model[-1].threshold_
     report = clinical_report(
         data.target,
@@ -164,6 +166,7 @@ def run_evaluate(args):
         confidence=CONFIDENCE,
         groups=data.groups,
         random_state=0,
+        refer_band=args.refer_band,
     )
     page = None
     if args.report_dir is not None:
@@ -236,6 +239,15 @@ def run_predict(args):
         args,
     )
     labels = model.classes_[is_pneumonia(scores, model.threshold_).astype(int)]
+    labels = labels.astype(object)
+    if args.refer_band is not None:
+        from ..metrics import referral_mask
+
+        labels[referral_mask(scores, model.threshold_, args.refer_band)] = REFER_LABEL
+    if isinstance(model, _PipelineOnPaths):  # an ONNX export keeps no reference
+        model.warn_if_site_shifted(
+            [path for path, check in zip(files, checks, strict=True) if _passed(check)]
+        )
     rows = [
         _row(path, float(score), label, check)
         for path, score, label, check in zip(
@@ -338,6 +350,109 @@ def run_explain(args):
     return _status(skipped, checks)
 
 
+def run_adapt(args):
+    from ..datasets import load_chest_xray
+    from ..persistence import is_signed, load_model, read_model_card, save_model
+    from ..site import adapt_to_site, adaptation_card
+
+    _check_output_path(args.output, "-o/--output")
+    if not 0 < args.min_recall < 1:
+        raise UsageError(f"--min-recall must be in (0, 1), got {args.min_recall}.")
+    key = _model_key()
+    if key is None and is_signed(args.model):
+        raise UsageError(
+            f"{args.model} is signed: set {MODEL_KEY_VARIABLE} to its key, so that "
+            "its signature is checked and the adapted model is signed too."
+        )
+    model = image_file_pipeline(load_model(args.model, key=key))
+    data = load_chest_xray(args.data_dir)
+    paths, labels, groups = _passing_local_images(model, data)
+    adapted = adapt_to_site(
+        model, paths, labels, groups=groups, min_recall=args.min_recall
+    )
+    record = adapted[-1].adaptations_[-1]
+    card = read_model_card(args.model, key=key)
+    card = adaptation_card(record, card)
+    save_model(adapted, args.output, key=key, model_card=card)
+    if args.json:
+        print(json.dumps(_nan_to_none(record), allow_nan=False))
+        return 0
+    print(_describe_adaptation(record, args.output))
+    return 0
+
+
+def _passing_local_images(model, data):
+    """Paths, labels and patients of the local images the input check lets pass."""
+    import numpy as np
+
+    checks = model[-1].check_inputs(model[:-1].transform(data.paths))
+    refused = np.array([not _passed(str(check)) for check in checks])
+    if refused.any():
+        _refused_on_stderr(data.paths, [str(check) for check in checks])
+        print(
+            f"{PROG}: left out {refused.sum()} of {len(refused)} local images that "
+            "the input check refused.",
+            file=sys.stderr,
+        )
+    kept = ~refused
+    return list(data.paths[kept]), _labels(data)[kept], data.groups[kept]
+
+
+def _describe_adaptation(record, output):
+    recall_low, recall_high = record["recall_interval"]
+    spec_low, spec_high = record["specificity_interval"]
+    level = f"{record['confidence']:.0%}"
+    needed = record["pneumonia_cases_needed"]
+    if needed is None:
+        planning = (
+            f"The estimated recall does not exceed {record['min_recall']:g}, so no "
+            "number of local cases would bring its lower bound there."
+        )
+    else:
+        planning = (
+            f"About {needed} local PNEUMONIA cases would bring the recall's "
+            f"lower bound to {record['min_recall']:g}."
+        )
+    return "\n".join(
+        [
+            f"Adapted on {record['n_images']} local images of {record['n_patients']} "
+            f"patients ({record['prevalence']:.0%} PNEUMONIA).",
+            f"At the model's own threshold ({record['previous_threshold']:.4f}): "
+            f"recall {record['previous_recall']:.1%}, specificity "
+            f"{record['previous_specificity']:.1%}.",
+            f"New threshold {record['threshold']:.4f} (recall target "
+            f"{record['min_recall']:g}). The site should expect, cross-fitted over "
+            f"its patients: recall {record['recall']:.1%} ({level} CI "
+            f"{recall_low:.1%} to {recall_high:.1%}), specificity "
+            f"{record['specificity']:.1%} ({level} CI {spec_low:.1%} to "
+            f"{spec_high:.1%}).",
+            planning,
+            f"Saved the adapted model to {output}.",
+        ]
+    )
+
+
+def run_check_site(args):
+    from ..persistence import load_model
+    from ..site import check_site
+
+    model = image_file_pipeline(load_model(args.model, key=_model_key()))
+    files = _image_files(args.files)
+    images = model[:-1].transform(files)
+    checks = [str(check) for check in model[-1].check_inputs(images)]
+    passing = [
+        path for path, check in zip(files, checks, strict=True) if _passed(check)
+    ]
+    if len(passing) < len(files):
+        _refused_on_stderr(files, checks)
+    finding = check_site(model, passing)
+    if args.json:
+        print(json.dumps(finding._asdict(), allow_nan=False))
+    else:
+        print(finding.message)
+    return 0
+
+
 def run_export(args):
     from ..export import export_onnx
     from ..persistence import load_model
@@ -386,6 +501,21 @@ class _PipelineOnPaths:
 
     def check_inputs(self, paths):
         return self.pipeline[-1].check_inputs(self.pipeline[:-1].transform(paths))
+
+    def warn_if_site_shifted(self, paths):
+        _warn_if_site_shifted(self.pipeline, paths)
+
+
+def _warn_if_site_shifted(pipeline, paths):
+    """Warn when enough images are given and they differ from the model's population."""
+    from ..exceptions import SiteShiftWarning
+    from ..site import MIN_BATCH, check_site
+
+    if len(paths) < MIN_BATCH or pipeline[-1].population_reference_ is None:
+        return
+    finding = check_site(pipeline, paths)
+    if finding.shifted:
+        warnings.warn(finding.message, SiteShiftWarning, stacklevel=2)
 
 
 def _image_files(arguments):

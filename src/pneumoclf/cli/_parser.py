@@ -34,9 +34,9 @@ def build_parser():
         prog=PROG,
         description="Recall-first pneumonia detection on pediatric chest X-rays.",
         epilog=(
-            f"environment: with {MODEL_KEY_VARIABLE} set, train and tune sign the "
-            "model files they write with its value (HMAC-SHA256), and evaluate, "
-            "predict and explain refuse any model file not signed with it."
+            f"environment: with {MODEL_KEY_VARIABLE} set, train, tune and adapt "
+            "sign the model files they write with its value (HMAC-SHA256), and "
+            "the commands that read one refuse any model file not signed with it."
         ),
     )
     parser.add_argument(
@@ -54,6 +54,8 @@ def build_parser():
         _add_explain_parser,
         _add_export_parser,
         _add_tune_parser,
+        _add_adapt_parser,
+        _add_check_site_parser,
     ):
         add_parser(subparsers)
     return parser
@@ -212,6 +214,7 @@ def _add_evaluate_parser(subparsers):
         ),
     )
     _add_input_check(evaluate)
+    _add_refer_band(evaluate)
     evaluate.set_defaults(command="evaluate")
 
 
@@ -270,6 +273,110 @@ def _add_input_check(parser):
     )
 
 
+#: Label ``predict --refer-band`` gives an image in the band.
+REFER_LABEL = "REFER"
+
+
+def _add_refer_band(parser):
+    parser.add_argument(
+        "--refer-band",
+        type=_refer_band,
+        metavar="W",
+        help=(
+            f"answer {REFER_LABEL} instead of a label where the probability lies "
+            "within W of the way from the threshold to 0 or to 1 (0 <= W < 1; "
+            "e.g. 0.2 around a threshold of 0.9 refers 0.72 to 0.92); evaluate "
+            "reports the share referred and the figures of the rest"
+        ),
+    )
+
+
+def _refer_band(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def _add_adapt_parser(subparsers):
+    adapt = subparsers.add_parser(
+        "adapt",
+        help="recalibrate a model and choose its threshold on labelled local X-rays",
+        description=(
+            "Adapt MODEL to a new site: recalibrate its probabilities and choose its "
+            "threshold on the labelled X-rays under LOCAL_DIR (laid out as for "
+            "'train'; DICOM too), by patient, and print the recall and specificity "
+            "the site should expect, estimated by cross-fitting over the local "
+            "patients, with their intervals. The network is kept. Images the input "
+            "check refuses are left out and named. The adapted model, its record "
+            "of the adaptation and its model card go to SITE_MODEL."
+        ),
+    )
+    adapt.add_argument(
+        "model", metavar="MODEL", type=Path, help="model file written by 'train'"
+    )
+    adapt.add_argument(
+        "data_dir",
+        metavar="LOCAL_DIR",
+        type=Path,
+        help="folder of labelled local chest X-rays",
+    )
+    adapt.add_argument(
+        "-o",
+        "--output",
+        metavar="SITE_MODEL",
+        type=Path,
+        required=True,
+        help="adapted model file to write",
+    )
+    adapt.add_argument(
+        "--min-recall",
+        type=float,
+        default=TARGET_RECALL,
+        metavar="R",
+        help=(
+            "the recall the threshold must keep on new local cases "
+            "(default: %(default)s)"
+        ),
+    )
+    adapt.add_argument(
+        "--json", action="store_true", help="print the adaptation record as JSON"
+    )
+    adapt.set_defaults(command="adapt")
+
+
+def _add_check_site_parser(subparsers):
+    check = subparsers.add_parser(
+        "check-site",
+        help="whether unlabelled local X-rays differ from the model's population",
+        description=(
+            "Compare the unlabelled X-rays FILE (files or folders) with the "
+            "population MODEL was fitted for (its validation patients, or the local "
+            "images of its last adaptation): estimate their share of pneumonia and "
+            "test whether the model sees them as a mixture of its reference's "
+            "normal and pneumonia images. Images the input check refuses are left "
+            "out. Needs at least 30 images; the larger the batch, the smaller the "
+            "shift it can see. Exit status 0 either way; --json says 'shifted'."
+        ),
+    )
+    check.add_argument(
+        "model", metavar="MODEL", type=Path, help="model file written by 'train'"
+    )
+    check.add_argument("files", metavar="FILE", nargs="+", help=_FILES_HELP)
+    check.add_argument(
+        "--json",
+        action="store_true",
+        help=(
+            "print one JSON object: shifted, p_value, estimated_prevalence, "
+            "reference_prevalence, n_images, statistic, message"
+        ),
+    )
+    check.set_defaults(command="check_site")
+
+
 def _add_predict_parser(subparsers):
     predict = subparsers.add_parser(
         "predict",
@@ -309,6 +416,7 @@ def _add_predict_parser(subparsers):
     )
     _add_on_error(predict)
     _add_input_check(predict)
+    _add_refer_band(predict)
     predict.set_defaults(command="predict")
 
 

@@ -35,12 +35,14 @@ from .._deprecation import made_private
 from .._utils import atomic_open as _atomic_open
 from ..exceptions import ModelFileError
 from . import _format
+from ._archive import is_signed
 from ._loading import load_model, read_model_card
 from ._saving import save_model
 
 __all__ = [
     "FORMAT_VERSION",
     "ModelFileError",
+    "is_signed",
     "load_model",
     "read_model_card",
     "save_model",
@@ -52,11 +54,12 @@ __all__ = [
 #: Version 2.0 stores the classifier's fitted attributes under their own names; 2.1
 #: adds the optional ``signature.hmac`` member; 2.2 the optional ``model_card.md``
 #: member and the ``validation_report_`` attribute; 2.3 the ``input_reference_``
-#: attribute (the input check). Files of version 1.x are still read.
+#: attribute (the input check); 2.4 ``population_reference_`` and ``adaptations_``
+#: (:mod:`pneumoclf.site`). Files of version 1.x are still read.
 FORMAT_VERSION = _format.FORMAT_VERSION
 
 # The functions are documented, pickled and shown as this package's own.
-for _function in (load_model, read_model_card, save_model):
+for _function in (is_signed, load_model, read_model_card, save_model):
     _function.__module__ = __name__
 del _function
 

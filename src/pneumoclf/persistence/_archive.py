@@ -42,6 +42,30 @@ def _check_regular_file(path):
         )
 
 
+def is_signed(path):
+    """Whether the model file at ``path`` carries a signature (checked or not).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`save_model`.
+
+    Returns
+    -------
+    bool
+        True when it holds ``signature.hmac``: load it with its key, so that
+        the signature is checked.
+    """
+    _check_regular_file(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return _SIGNATURE in archive.namelist()
+    except zipfile.BadZipFile as error:
+        raise ModelFileError(
+            f"{path} is not a pneumoclf model file (not a valid zip archive: {error})."
+        ) from error
+
+
 def _read_archive(path, key):
     """Return the parsed metadata, the model bytes and the card bytes (or None)."""
     _check_regular_file(path)
