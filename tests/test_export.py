@@ -243,3 +243,18 @@ def test_an_adapted_model_exports_its_site_calibration_and_threshold(
         adapted.predict_proba(held_out),
         atol=PROBABILITY_TOLERANCE,
     )
+
+
+@pytest.mark.filterwarnings("ignore::pneumoclf.exceptions.InputCheckWarning")
+def test_predictions_do_not_depend_on_how_many_images_run_at_once(exported):
+    model = OnnxPneumoniaModel(exported)
+    rng = np.random.default_rng(0)
+    X = rng.random((300, *model.image_shape_[:2]), dtype=np.float32) * 0.5
+    whole = model.predict_proba(X)
+    in_parts = np.concatenate(
+        [model.predict_proba(X[i : i + 7]) for i in range(0, 300, 7)]
+    )
+    np.testing.assert_allclose(whole, in_parts, atol=1e-6)
+    probabilities, checks = model.predict_proba_and_check_inputs(X)
+    np.testing.assert_array_equal(probabilities, whole)
+    np.testing.assert_array_equal(checks, model.check_inputs(X))

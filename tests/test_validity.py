@@ -142,10 +142,13 @@ def test_an_x_ray_saved_in_rgb_is_no_colour_image(sample_split, tmp_path):
     tint = np.asarray(Image.open(rgb), np.float32) * [1.0, 0.8, 0.6]
     Image.fromarray(tint.astype(np.uint8)).save(colourful)
 
-    as_rgb, tinted, as_saved = colour_reasons([rgb, colourful, data.paths[test][0]])
+    files = [rgb, colourful, data.paths[test][0]]
+    as_rgb, tinted, as_saved = colour_reasons(files)
 
     assert as_rgb is None and as_saved is None
     assert tinted.startswith("colour image")
+    assert colour_reasons(files, n_threads=1) == [as_rgb, tinted, as_saved]
+    assert colour_reasons(files, cache=False) == [as_rgb, tinted, as_saved]
 
 
 def test_real_x_rays_raise_no_input_warning(gate, sample_split):

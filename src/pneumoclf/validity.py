@@ -214,11 +214,14 @@ def statistics_reasons(images):
     return reasons
 
 
-def colour_reasons(paths):
+def colour_reasons(paths, *, n_threads=None, cache=True):
     """Why each picture file is no radiograph by its colours, or None.
 
     DICOM files, and files that cannot be opened, get None: the DICOM and loader
-    checks speak for them.
+    checks speak for them. Files are decoded on ``n_threads`` threads (None: up
+    to 4, no more than the CPUs). With ``cache``, each verdict is kept while
+    its file is unchanged (up to 100,000 files), so that a second check of the
+    same files reads nothing.
 
     Examples
     --------
@@ -238,11 +241,14 @@ def colour_reasons(paths):
     from .preprocessing import DICOM_SUFFIXES
 
     keys = [_file_key(path, DICOM_SUFFIXES) for path in paths]
-    if len(keys) < 2:
-        return [_colour_reason(key) for key in keys]
+    if n_threads is None:
+        n_threads = min(4, os.cpu_count() or 1)
+    reason = _colour_reason if cache else _colour_reason.__wrapped__
+    if len(keys) < 2 or n_threads == 1:
+        return [reason(key) for key in keys]
     # Decoding releases the GIL: threads share the cores, as the loader's do.
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        return list(pool.map(_colour_reason, keys))
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:
+        return list(pool.map(reason, keys))
 
 
 def _file_key(path, dicom_suffixes):

@@ -232,6 +232,8 @@ def run_info(args):
 def run_predict(args):
     if args.output is not None:
         _check_output_path(args.output, "-o/--output")
+    if args.scheduler is not None or _is_parquet(args.output):
+        return _score_archive(args)
     model = _predictor(args.model)
     files, (scores, checks), skipped = _on_readable_files(
         lambda paths: _scores_and_checks(model, paths, args),
@@ -262,6 +264,56 @@ def run_predict(args):
         text = _rows_as_csv(rows)
     _write_text(text, args.output)
     return _status(skipped, checks)
+
+
+def _is_parquet(path):
+    return path is not None and path.suffix.lower() == ".parquet"
+
+
+def _score_archive(args):
+    from ..archive import score_archive
+
+    if not _is_parquet(args.output):
+        raise UsageError("--scheduler writes Parquet: give -o ending in .parquet.")
+    if args.refer_band is not None or args.skip_input_check or args.json or args.table:
+        raise UsageError(
+            "an archive is scored to Parquet with the input check and without a "
+            "refer band: drop --refer-band, --skip-input-check, --json and --table."
+        )
+    key = _model_key()
+    if key is not None:
+        if _is_onnx(args.model):
+            raise ValueError(
+                f"{args.model} is an ONNX export, which carries no signature, but "
+                f"{MODEL_KEY_VARIABLE} asks for signed model files."
+            )
+        from ..persistence import load_model
+
+        load_model(args.model, key=key)  # refuses a file the key did not sign
+    try:
+        summary = score_archive(
+            args.model,
+            args.files,
+            args.output,
+            scheduler=args.scheduler,
+            shard_size=args.shard_size,
+            progress=sys.stderr,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"{PROG}: the finished shards are kept in {args.output}.parts; run the "
+            "same command again to score the rest.",
+            file=sys.stderr,
+        )
+        raise
+    print(
+        f"Wrote {summary.n_files:,} rows to {summary.output} ({summary.n_scored:,} "
+        f"files scored now, {summary.n_errors:,} unreadable, {summary.n_refused:,} "
+        f"refused by the input check) in {summary.seconds:.1f} s."
+    )
+    if summary.n_errors:
+        return SKIPPED_FILES_STATUS
+    return REFUSED_INPUTS_STATUS if summary.n_refused else 0
 
 
 def _scores_and_checks(model, paths, args):

@@ -417,6 +417,30 @@ def _add_predict_parser(subparsers):
     _add_on_error(predict)
     _add_input_check(predict)
     _add_refer_band(predict)
+    archive = predict.add_argument_group(
+        "scoring an archive",
+        "With --scheduler, or -o ending in .parquet, the files are scored in shards "
+        'by worker processes (pip install "pneumoclf[dask]"): one Parquet row per '
+        "file (path, pneumonia_probability, label, input_check, error, "
+        "model_sha256); an unreadable file is a row with its error; an interrupted "
+        "run keeps its finished shards in OUT.parts/ and the same command again "
+        "scores only what is missing.",
+    )
+    archive.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help=(
+            "a Dask scheduler's address (tcp://host:8786), or local:N for a local "
+            "cluster of N workers; without it, local processes, one per CPU"
+        ),
+    )
+    archive.add_argument(
+        "--shard-size",
+        type=int,
+        default=500,
+        metavar="N",
+        help="files per shard, the unit of work and of resumption (default: 500)",
+    )
     predict.set_defaults(command="predict")
 
 
