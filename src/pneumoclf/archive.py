@@ -106,6 +106,17 @@ def archive_files(sources):
     ------
     ValueError
         If a folder holds no image, or nothing at all is named.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from pneumoclf.archive import archive_files
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     listed = Path(folder, "files.txt")
+    ...     _ = listed.write_text("# today\\na.jpeg\\nb.dcm\\na.jpeg\\n")
+    ...     archive_files([listed, "c.png", "b.dcm"])
+    ['a.jpeg', 'b.dcm', 'c.png']
     """
     files = []
     for source in sources:
