@@ -1,5 +1,8 @@
 """Decoding one file: modes and depths, orientation, odd sizes, the JPEG fast path."""
 
+import io
+import os
+
 import numpy as np
 import pytest
 from awkward import (
@@ -466,3 +469,41 @@ def test_labels_come_out_the_same_whatever_the_encoding(
     np.testing.assert_array_equal(
         awkward_pipeline.predict(paths), awkward_pipeline.predict(held_out_files[0])
     )
+
+
+@pytest.mark.parametrize("suffix", ["jpg", "png"])
+def test_files_beyond_the_first_read_load_like_files_read_whole(tmp_path, suffix):
+    big = noise_jpeg(tmp_path / f"big.{suffix}", "RGB", (700, 700))
+    small = noise_jpeg(tmp_path / f"small.{suffix}", "RGB", (90, 70))
+    assert big.stat().st_size > _decode._FIRST_READ_BYTES > small.stat().st_size
+    paths = [small, big, small, big]
+
+    images = ImageLoader(image_size=32, cache=False, n_jobs=2).transform(paths)
+
+    for image, path in zip(images, paths, strict=True):
+        read_by_itself = _decode.decode_image(str(path), (32, 32), "stretch")
+        np.testing.assert_array_equal(image[:, :, 0], read_by_itself / np.float32(255))
+
+
+def test_a_small_file_is_opened_once_and_read_in_one_call(tmp_path, monkeypatch):
+    paths = [
+        noise_jpeg(tmp_path / "plain.jpg", "L", (40, 30)),
+        save(Image.new("L", (40, 30), 90), tmp_path / "gray.png"),
+    ]
+    calls = []
+
+    class CountedFile(io.FileIO):
+        def read(self, *args):
+            calls.append(("read", self.name))
+            return super().read(*args)
+
+    def counted_open(path, mode="r", *args, **kwargs):
+        calls.append(("open", os.fspath(path)))
+        return CountedFile(path, mode)
+
+    monkeypatch.setattr(_decode, "open", counted_open, raising=False)
+    ImageLoader(image_size=16, cache=False).transform(paths)
+
+    for path in map(str, paths):
+        assert calls.count(("open", path)) == 1
+        assert calls.count(("read", path)) == 1

@@ -42,13 +42,16 @@ class _ImageCache:
             self._misses += len(keys) - n_found
             return arrays
 
-    def put(self, key, array):
-        array.flags.writeable = False
+    def put_many(self, keys, arrays):
+        """Store each of ``arrays`` under its key, under one hold of the lock."""
+        for array in arrays:
+            array.flags.writeable = False
         with self._lock:
-            if array.nbytes > self._max_nbytes or key in self._entries:
-                return
-            self._entries[key] = array
-            self._nbytes += array.nbytes
+            for key, array in zip(keys, arrays, strict=True):
+                if array.nbytes > self._max_nbytes or key in self._entries:
+                    continue
+                self._entries[key] = array
+                self._nbytes += array.nbytes
             self._evict()
 
     def set_limit(self, max_nbytes):

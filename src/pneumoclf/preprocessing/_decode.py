@@ -34,6 +34,9 @@ _DECOMPRESSION_BOMB_SIGNALS = (
 _JPEG_HEAD_BYTES = 16 * 1024**2
 _MAX_JPEG_BYTES_PER_SAMPLE = 8
 
+# Bytes of a file read at once before its format is known.
+_FIRST_READ_BYTES = 256 * 1024
+
 
 def _describe_file_error(error):
     if isinstance(error, (FileNotFoundError, NotADirectoryError)):
@@ -167,10 +170,15 @@ def _decode_plain_jpeg(data, target_hw, resize):
     return decode_plain_jpeg(data, size, output_size(size, target_hw, resize))
 
 
-def _read_plausible_jpeg(file):
-    """The whole JPEG file, once its header and size show it is a real one."""
-    file.seek(0)
-    head = file.read(_JPEG_HEAD_BYTES)
+def _read_plausible_jpeg(file, start, size):
+    """The whole JPEG file, once its header and size show it is a real one.
+
+    ``start`` holds the file's first bytes: all of it when it is small.
+    """
+    head = start
+    if len(head) < min(size, _JPEG_HEAD_BYTES):
+        file.seek(0)
+        head = file.read(_JPEG_HEAD_BYTES)
     frame = jpeg_frame(head)
     if frame is None and len(head) < _JPEG_HEAD_BYTES:
         raise UnreadableImage("corrupt or truncated JPEG (its header ends early)")
@@ -180,7 +188,6 @@ def _read_plausible_jpeg(file):
             f"{_JPEG_HEAD_BYTES // 1024**2} MiB)"
         )
     width, height, n_channels = frame
-    size = os.fstat(file.fileno()).st_size
     if size > _JPEG_HEAD_BYTES + _MAX_JPEG_BYTES_PER_SAMPLE * width * height * (
         n_channels
     ):
@@ -188,29 +195,30 @@ def _read_plausible_jpeg(file):
             f"implausibly large for a {width} x {height} JPEG ({size} bytes); "
             "padded or damaged"
         )
-    if len(head) < _JPEG_HEAD_BYTES:
+    if len(head) >= size:
         return head
     file.seek(0)
     return file.read()
 
 
-def _open_grayscale(file, path, target_hw, resize):
+def _open_grayscale(file, start, size, path, target_hw, resize):
     """Decode the image in ``file``, upright, as an "L" or a normalised "F" image.
 
-    ``target_hw`` and ``resize`` let a JPEG decode at a reduced scale; None decodes
-    it at full size.
+    ``start`` holds the file's first bytes and ``size`` its length. ``target_hw``
+    and ``resize`` let a JPEG decode at a reduced scale; None decodes it at full
+    size.
     """
-    head = file.read(HEADER_BYTES)
-    file.seek(0)
+    head = start[:HEADER_BYTES]
     if head.startswith(JPEG_START):
-        data = _read_plausible_jpeg(file)
+        data = _read_plausible_jpeg(file, start, size)
         gray = (
             None if target_hw is None else _decode_plain_jpeg(data, target_hw, resize)
         )
         if gray is not None:
             return gray
         file = io.BytesIO(data)
-    elif is_dicom(path, head):
+    file.seek(0)
+    if is_dicom(path, head):
         return _float_image(read_dicom(file, path, head, Image.MAX_IMAGE_PIXELS))
     with Image.open(file) as img:
         _check_pixel_count(img)
@@ -221,6 +229,24 @@ def _open_grayscale(file, path, target_hw, resize):
         img.load()
         ImageOps.exif_transpose(img, in_place=True)
         return to_grayscale(img)
+
+
+def read_start(path):
+    """The first bytes of an image file, in one read: all of a small file.
+
+    Reading many files first, then decoding them, keeps decoding threads from
+    handing each other the interpreter lock at every read.
+
+    Raises
+    ------
+    UnreadableImage
+        If the file cannot be opened or read.
+    """
+    try:
+        with open(path, "rb") as file:
+            return file.read(_FIRST_READ_BYTES)
+    except OSError as error:
+        raise UnreadableImage(_describe_file_error(error)) from None
 
 
 def _describe_decoding_error(error):
@@ -241,15 +267,22 @@ def _resized(img, size):
     return img.resize(size, _RESAMPLE, reducing_gap=_REDUCING_GAP)
 
 
-def read_grayscale(path, target_hw=None, resize="stretch"):
+def read_grayscale(path, target_hw=None, resize="stretch", start=None):
     """Read one image file, upright, as an "L" or a normalised "F" PIL image.
 
     With ``target_hw`` a JPEG may decode at a reduced scale that still covers the
-    target; without it every file is read at full size.
+    target; without it every file is read at full size. ``start``, the file's
+    first bytes from :func:`read_start`, spares reading a small file again.
     """
     try:
+        if start is not None and len(start) < _FIRST_READ_BYTES:
+            # The whole file, already read.
+            file = io.BytesIO(start)
+            return _open_grayscale(file, start, len(start), path, target_hw, resize)
         with open(path, "rb") as file:
-            return _open_grayscale(file, path, target_hw, resize)
+            size = os.fstat(file.fileno()).st_size
+            start = file.read(_FIRST_READ_BYTES)
+            return _open_grayscale(file, start, size, path, target_hw, resize)
     # A missing optional dependency concerns every file, not this one.
     except (UnreadableImage, MemoryError, ImportError):
         raise
@@ -258,15 +291,22 @@ def read_grayscale(path, target_hw=None, resize="stretch"):
         raise UnreadableImage(_describe_decoding_error(error)) from None
 
 
-def decode_image(path, target_hw, resize):
+def decode_image(path, target_hw, resize, start=None):
     """Read one image file and bring it to the target size.
+
+    ``start`` is as for :func:`read_grayscale`.
 
     Returns
     -------
     pixels : ndarray of shape target_hw
         ``uint8`` for 8-bit sources (to be divided by 255), else ``float32`` in [0, 1].
     """
-    gray = read_grayscale(path, target_hw, resize)
+    gray = None
+    if start is not None and len(start) < _FIRST_READ_BYTES:
+        # A whole small file: a plain JPEG needs none of the general way's checks.
+        gray = _decode_plain_jpeg(start, target_hw, resize)
+    if gray is None:
+        gray = read_grayscale(path, target_hw, resize, start)
     picture_size = output_size(gray.size, target_hw, resize)
     picture = np.asarray(_resized(gray, picture_size))
     if resize == "stretch":

@@ -8,9 +8,12 @@ _MAX_LISTED_INVALID_ENTRIES = 10
 
 
 def _is_path(value):
-    if not isinstance(value, (str, os.PathLike)):
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, os.PathLike):
+        text = os.fsdecode(os.fspath(value))
+    else:
         return False
-    text = os.fsdecode(os.fspath(value))
     return text != "" and "\0" not in text
 
 

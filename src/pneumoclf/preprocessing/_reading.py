@@ -7,7 +7,7 @@ import numpy as np
 
 from ..exceptions import ImageLoadError
 from ._cache import CACHE, cache_key
-from ._decode import UnreadableImage, decode_image, stat_image_file
+from ._decode import UnreadableImage, decode_image, read_start, stat_image_file
 
 # Most files a decoding thread takes at once.
 _MAX_BLOCK = 64
@@ -77,23 +77,36 @@ def _look_up(paths, target_hw, resize, use_cache):
 def _load_block(paths, jobs, images, target_hw, resize):
     """Write the pixels of ``jobs``, cached or decoded, into ``images``.
 
+    The files to decode are all read before any is decoded (see ``read_start``).
+
     Returns
     -------
     failures : list of (int, str)
-        Row and reason of each file that could not be decoded.
+        Row and reason of each file that could not be read or decoded.
     """
-    failures, rows, loaded = [], [], []
+    failures, rows, loaded, to_decode = [], [], [], []
     for row, key, pixels in jobs:
-        if pixels is None:
-            try:
-                pixels = decode_image(os.fspath(paths[row]), target_hw, resize)
-            except UnreadableImage as error:
-                failures.append((row, error.reason))
-                continue
-            if key is not None:
-                CACHE.put(key, pixels)
+        if pixels is not None:
+            rows.append(row)
+            loaded.append(pixels)
+            continue
+        try:
+            to_decode.append((row, key, read_start(os.fspath(paths[row]))))
+        except UnreadableImage as error:
+            failures.append((row, error.reason))
+    decoded = []
+    for row, key, start in to_decode:
+        try:
+            pixels = decode_image(os.fspath(paths[row]), target_hw, resize, start)
+        except UnreadableImage as error:
+            failures.append((row, error.reason))
+            continue
         rows.append(row)
         loaded.append(pixels)
+        if key is not None:
+            decoded.append((key, pixels))
+    if decoded:
+        CACHE.put_many(*zip(*decoded, strict=True))
     _write_rows(images, rows, loaded)
     return failures
 
