@@ -44,10 +44,43 @@ def reason_for(path):
     return reason
 
 
-def test_without_a_window_the_stored_bit_depth_spans_the_unit_range(tmp_path):
+@pytest.mark.parametrize("bits_stored", [12, 16])
+def test_without_a_window_the_image_own_range_spans_the_unit_range(
+    tmp_path, bits_stored
+):
+    # 12-bit values in a 16-bit container are shown as a viewer shows them, not
+    # squeezed into the bottom 6% of the 16-bit range.
     path = tmp_path / "x.dcm"
-    save_dicom(path, STORED_12_BIT, bits_stored=12)
+    save_dicom(path, STORED_12_BIT, bits_stored=bits_stored)
     np.testing.assert_allclose(pixels_of(path), STORED_12_BIT / 4095, rtol=1e-6)
+
+
+def test_a_few_stray_pixels_do_not_squeeze_the_own_range(tmp_path):
+    stored = np.tile(np.linspace(1000, 3000, 100).astype(np.uint16), (100, 1))
+    stored[50, :5] = 65535  # saturated detector elements
+    path = tmp_path / "x.dcm"
+    save_dicom(path, stored, bits_stored=16)
+
+    shown = pixels_of(path, image_size=100)
+
+    assert shown.min() == 0.0 and shown[0, -1] == 1.0
+    np.testing.assert_allclose(shown[0], (stored[0] - 1000) / 2000, atol=1e-6)
+    assert (shown[50, :5] == 1.0).all()
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR DS")
+@pytest.mark.parametrize(
+    ("elements", "named"),
+    [
+        ({"RescaleSlope": "NaN", "RescaleIntercept": 0}, "RescaleSlope"),
+        ({"RescaleSlope": 1, "RescaleIntercept": "inf"}, "RescaleIntercept"),
+        ({"WindowCenter": "NaN", "WindowWidth": 400}, "window centre nan"),
+    ],
+)
+def test_values_that_are_not_finite_make_the_file_unreadable(tmp_path, elements, named):
+    path = tmp_path / "x.dcm"
+    save_dicom(path, STORED_12_BIT, **elements)
+    assert named in reason_for(path)
 
 
 @pytest.mark.parametrize(
@@ -160,12 +193,14 @@ def test_a_multi_frame_file_gives_its_first_frame(tmp_path):
 def test_dicom_pixels_are_resized_and_padded_like_other_images(tmp_path):
     stored = np.full((30, 40), 3000, dtype=np.uint16)
     path = tmp_path / "x.dcm"
-    save_dicom(path, stored)
+    window = {"VOILUTFunction": "LINEAR_EXACT", "WindowCenter": 2048}
+    save_dicom(path, stored, WindowWidth=4096, **window)
+    shade = (3000 - 2048) / 4096 + 0.5
     stretched = pixels_of(path, image_size=16)
     padded = pixels_of(path, image_size=16, resize="pad")
-    np.testing.assert_allclose(stretched, 3000 / 4095, rtol=1e-6)
+    np.testing.assert_allclose(stretched, shade, rtol=1e-6)
     # 40 x 30 fits 16 x 12, centred between two black rows above and below.
-    np.testing.assert_allclose(padded[2:14], 3000 / 4095, rtol=1e-6)
+    np.testing.assert_allclose(padded[2:14], shade, rtol=1e-6)
     assert (padded[:2] == 0).all() and (padded[14:] == 0).all()
 
 

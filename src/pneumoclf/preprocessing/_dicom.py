@@ -20,6 +20,11 @@ _PREAMBLE_BYTES = 128
 _MARKER = b"DICM"
 HEADER_BYTES = _PREAMBLE_BYTES + len(_MARKER)
 
+# Share of the pixels left out at each end of an image's own range, and the most
+# pixels that range is taken from (see _own_range).
+_OWN_RANGE_SHARE = 0.001
+_OWN_RANGE_SAMPLE = 2**20
+
 # The modalities of projection X-ray images (PS3.3 C.7.3.1.1.1).
 XRAY_MODALITIES = frozenset({"CR", "DX", "DR", "RG", "RF", "XA", "MG", "IO", "PX"})
 
@@ -185,7 +190,14 @@ def _check_decoder(dataset):
 def _modality_values(stored, dataset):
     from pydicom.pixels import apply_modality_lut
 
-    return np.asarray(apply_modality_lut(stored, dataset))
+    values = np.asarray(apply_modality_lut(stored, dataset))
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        raise UnreadableImage(
+            "DICOM Modality LUT gives values that are not finite (RescaleSlope "
+            f"{dataset.get('RescaleSlope')!r}, RescaleIntercept "
+            f"{dataset.get('RescaleIntercept')!r})"
+        )
+    return values
 
 
 def _values_of_interest(values, dataset):
@@ -194,13 +206,16 @@ def _values_of_interest(values, dataset):
     if lut is not None:
         return _look_up_voi(values, dataset, lut)
     if "WindowCenter" in dataset and "WindowWidth" in dataset:
+        center = _first_value(dataset.WindowCenter)
+        if not np.isfinite(center):
+            raise UnreadableImage(f"invalid DICOM window centre {center}")
         return _window(
             values,
-            _first_value(dataset.WindowCenter),
+            center,
             _first_value(dataset.WindowWidth),
             str(dataset.get("VOILUTFunction", "LINEAR") or "LINEAR").upper(),
         )
-    return _linear(values, *_modality_range(dataset))
+    return _linear(values, *_own_range(values))
 
 
 def _linear(values, low, high):
@@ -266,12 +281,15 @@ def _check_width(valid, width, function):
         raise UnreadableImage(f"invalid DICOM window width {width} for {function}")
 
 
-def _modality_range(dataset):
-    """Where the Modality LUT sends the smallest and largest storable values."""
-    bits = int(dataset.BitsStored)
-    if int(dataset.get("PixelRepresentation", 0)):
-        stored = np.array([-(2 ** (bits - 1)), 2 ** (bits - 1) - 1])
-    else:
-        stored = np.array([0, 2**bits - 1])
-    ends = _modality_values(stored, dataset)
-    return float(ends.min()), float(ends.max())
+def _own_range(values):
+    """The image's own range, as a viewer shows an image without a window.
+
+    The lowest and highest ``_OWN_RANGE_SHARE`` of the pixels are left out, so that
+    a few stray pixels (dead or saturated detector elements, a burned-in dot) do
+    not squeeze the rest. Large images are sampled.
+    """
+    flat = values.ravel()
+    sample = flat[:: max(1, flat.size // _OWN_RANGE_SAMPLE)]
+    low = np.quantile(sample, _OWN_RANGE_SHARE, method="lower")
+    high = np.quantile(sample, 1 - _OWN_RANGE_SHARE, method="higher")
+    return float(low), float(high)
