@@ -1,4 +1,5 @@
 import builtins
+import collections
 import contextlib
 import csv
 import functools
@@ -11,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +30,7 @@ from PIL import Image
 from synthetic import write_split
 
 import pneumoclf
-from pneumoclf.cli import main
+from pneumoclf.cli import _commands, main
 from pneumoclf.datasets import patient_id
 from pneumoclf.metrics import (
     clinical_report,
@@ -75,6 +77,7 @@ def test_train_saves_a_model_and_shows_progress(trained, data_dir):
     assert "Training on 48 images (24 NORMAL, 24 PNEUMONIA)" in stdout
     assert " - loss: " in stdout and " - val_auc: " in stdout  # the epoch's line
     assert f"Saved the model to {model}" in stdout
+    assert "On the validation part (" in stdout and "95% CI" in stdout
     card = model.with_name("model.card.md")
     assert f"its model card to {card}" in stdout
     assert sorted(path.name for path in model.parent.iterdir()) == [
@@ -84,6 +87,8 @@ def test_train_saves_a_model_and_shows_progress(trained, data_dir):
     pipeline = load_model(model)
     classifier = pipeline[-1]
     assert classifier.classes_.tolist() == ["NORMAL", "PNEUMONIA"]
+    assert classifier.random_state == 0  # the default seed, recorded
+    assert "Seed (`random_state`): 0." in card.read_text(encoding="utf-8")
     assert classifier.threshold == "auto"
     assert classifier.target_recall == TARGET_RECALL
     assert classifier.dropout == DROPOUT
@@ -176,6 +181,27 @@ def test_evaluate_writes_the_report_page(trained, data_dir, tmp_path, capsys):
             assert min(image.size) > 100
 
 
+VALIDATION = {"n_images": 200, "n_pneumonia": 50, "n_patients": 120, "threshold": 0.3,
+              "recall": 0.96, "specificity": 0.4667, "roc_auc": 0.91}  # fmt: skip
+
+
+def test_train_states_the_validation_figures_with_their_intervals():
+    text = _commands._describe_validation(VALIDATION)
+    assert text.startswith(
+        "On the validation part (200 images of 120 patients) at threshold 0.3000: "
+        "recall 96.0% (95% CI 86.5% to 98.9%, n=50), specificity 46.7% (95% CI"
+    )
+    assert "No validation part" in _commands._describe_validation(None)
+
+
+def test_train_warns_when_the_validation_specificity_is_low():
+    with pytest.warns(UserWarning, match="specificity is 46.7%: 80 of its 150 normal"):
+        _commands._warn_if_low_specificity(VALIDATION)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _commands._warn_if_low_specificity({**VALIDATION, "specificity": 0.8})
+
+
 def test_info_prints_the_model_card_train_wrote(trained, capsys):
     _, model, _ = trained
     status, out, _ = _run(capsys, "info", model)
@@ -183,6 +209,25 @@ def test_info_prints_the_model_card_train_wrote(trained, capsys):
     assert out == model.with_name("model.card.md").read_text(encoding="utf-8")
     assert out.startswith("# Model card")
     assert "(folders: train, val): NORMAL 24 images of 20 patients" in out
+
+
+def _modules_loaded_by(*argv):
+    """Status, and which heavy modules a fresh process imported to run ``argv``."""
+    script = (
+        "import sys; from pneumoclf.cli import main; "
+        f"status = main({[str(arg) for arg in argv]!r}); "
+        "print(sorted({name.partition('.')[0] for name in sys.modules} & "
+        "{'tensorflow', 'keras', 'sklearn', 'scipy'})); sys.exit(status)"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    return run.returncode, run.stdout.splitlines()[-1], run.stderr
+
+
+def test_info_loads_no_tensorflow_nor_scikit_learn(trained):
+    _, model, _ = trained
+    status, loaded, err = _modules_loaded_by("info", model)
+    assert status == 0, err
+    assert loaded == "[]"
 
 
 def test_info_on_a_model_without_a_card_says_so(awkward_pipeline, tmp_path, capsys):
@@ -261,11 +306,13 @@ def test_predict_json_to_a_file(trained, data_dir, tmp_path, capsys):
     output = tmp_path / "predictions.json"
     status, out, _ = _run(capsys, "predict", model, *paths, "--json", "-o", output)
     assert status == 0
-    assert out == ""
     assert list(tmp_path.iterdir()) == [output]
     rows = json.loads(output.read_text())
     assert [row["path"] for row in rows] == paths
     assert {row["label"] for row in rows} <= {"NORMAL", "PNEUMONIA"}
+    counts = collections.Counter(row["label"] for row in rows)
+    listed = ", ".join(f"{counts[label]} {label}" for label in sorted(counts))
+    assert out == f"Wrote 3 rows ({listed}) to {output}.\n"
 
 
 @pytest.fixture
@@ -401,18 +448,39 @@ def test_predict_from_the_onnx_export_matches_the_model(
     )
 
 
-@pytest.mark.slow
-def test_predict_from_onnx_loads_no_tensorflow(onnx_export, data_dir):
+def test_predict_from_onnx_loads_no_tensorflow_nor_scikit_learn(onnx_export, data_dir):
+    image = _image_paths(data_dir)[0]
+    status, loaded, err = _modules_loaded_by("predict", onnx_export, image)
+    assert status == 0, err
+    assert loaded == "[]"
+
+
+def test_evaluate_from_the_onnx_export_matches_the_model(
+    trained, onnx_export, data_dir, capsys
+):
+    _, model, _ = trained
+    options = ("--json", "--skip-input-check")
+    _, from_model, _ = _run(capsys, "evaluate", model, data_dir, *options)
+    status, from_export, _ = _run(capsys, "evaluate", onnx_export, data_dir, *options)
+    assert status == 0
+    exported, original = json.loads(from_export), json.loads(from_model)
+    assert exported.keys() == original.keys()
+    for key in COUNT_KEYS:
+        assert exported[key] == original[key], key
+    assert exported["roc_auc"] == pytest.approx(original["roc_auc"], abs=1e-4)
+
+
+def test_a_command_that_needs_the_full_package_says_how_to_get_it(data_dir):
     script = (
-        "import sys; from pneumoclf.cli import main; "
-        f"status = main(['predict', {str(onnx_export)!r}, "
-        f"{_image_paths(data_dir)[0]!r}]); "
-        "print('tensorflow' in sys.modules, 'keras' in sys.modules); "
-        "sys.exit(status)"
+        "import sys; sys.modules['tensorflow'] = None; "
+        "from pneumoclf.cli import main; "
+        f"sys.exit(main(['train', {str(data_dir)!r}, '-o', 'never.pneumoclf']))"
     )
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.splitlines()[-1] == "False False"
+    assert run.returncode == 1
+    assert "pneumoclf train needs tensorflow, which is not installed" in run.stderr
+    assert "pip install pneumoclf" in run.stderr
+    assert "Traceback" not in run.stderr
 
 
 def test_an_onnx_export_is_refused_where_it_cannot_serve(

@@ -292,6 +292,10 @@ def test_an_unreadable_class_folder_is_named(small_root, monkeypatch):
     assert raised.value.filename == str(locked)
 
 
+# (1000 - 2048) / 4096 + 0.5 for the stored 1000.
+WINDOW = {"WindowCenter": 2048, "WindowWidth": 4096, "VOILUTFunction": "LINEAR_EXACT"}
+
+
 def _dicom_split(folder):
     """A split of DICOM files whose names carry no patient; PatientID does."""
     pytest.importorskip("pydicom")
@@ -302,7 +306,7 @@ def _dicom_split(folder):
         (folder / label).mkdir(parents=True)
         for i, patient in enumerate(patients):
             name = f"{label.lower()}_{i}.dcm" if i else f"{label.lower()}_{i}.DCM"
-            save_dicom(folder / label / name, pixels, PatientID=patient)
+            save_dicom(folder / label / name, pixels, PatientID=patient, **WINDOW)
 
 
 def test_load_chest_xray_reads_dicom_files_and_groups_them_by_patient_id(tmp_path):
@@ -318,7 +322,7 @@ def test_load_chest_xray_reads_dicom_files_and_groups_them_by_patient_id(tmp_pat
     assert data.groups.tolist() == ["A", "A", "B", "C", "D"]
     assert data.target.tolist() == [0, 0, 0, 1, 1]
     np.testing.assert_allclose(
-        ImageLoader(image_size=4).transform(data.paths), 1000 / 4095, rtol=1e-6
+        ImageLoader(image_size=4).transform(data.paths), 0.244140625, rtol=1e-6
     )
 
 

@@ -255,12 +255,15 @@ def test_overlay_reads_a_dicom_file_as_displayed_at_full_size(tmp_path):
     from synthetic import save_dicom
 
     path = tmp_path / "chest.dcm"
-    save_dicom(path, np.full((30, 50), 4095, np.uint16), photometric="MONOCHROME1")
+    stored = np.zeros((30, 50), np.uint16)
+    stored[:, 25:] = 4095
+    save_dicom(path, stored, photometric="MONOCHROME1")
 
     overlay = np.asarray(overlay_heatmap(path, np.ones((4, 4)), alpha=0.0))
 
     assert overlay.shape == (30, 50, 3)
-    assert (overlay == 0).all()  # the brightest MONOCHROME1 value is black
+    assert (overlay[:, 25:] == 0).all()  # the highest MONOCHROME1 value is black
+    assert (overlay[:, :25] == 255).all()
 
 
 @pytest.mark.parametrize(

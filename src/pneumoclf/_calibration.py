@@ -16,11 +16,18 @@ threshold maps through them exactly.
 """
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import expit, logit
 
 # Probabilities are kept this far from 0 and 1 before taking their logit.
 _EPSILON = 1e-7
+
+
+def _logit(p):
+    return np.log(p) - np.log1p(-p)
+
+
+def _expit(z):
+    # 1 / (1 + e^-z), without overflow for any z.
+    return np.exp(-np.logaddexp(0.0, -z))
 
 
 def to_logits(probabilities):
@@ -28,7 +35,7 @@ def to_logits(probabilities):
     clipped = np.clip(
         np.asarray(probabilities, dtype=np.float64), _EPSILON, 1 - _EPSILON
     )
-    return logit(clipped)
+    return _logit(clipped)
 
 
 def fit_calibration(scores, y, method):
@@ -49,6 +56,8 @@ def fit_calibration(scores, y, method):
         ``(a, b)`` of ``sigmoid(a z + b)``, with ``a > 0``, fitted to Platt's
         soft targets.
     """
+    from scipy.optimize import minimize
+
     z = to_logits(scores)
     y = _platt_targets(np.asarray(y, dtype=np.float64))
 
@@ -80,7 +89,7 @@ def calibrated(scores, calibration):
     if calibration is None:
         return np.asarray(scores, dtype=np.float64)
     slope, intercept = calibration
-    return expit(slope * to_logits(scores) + intercept)
+    return _expit(slope * to_logits(scores) + intercept)
 
 
 def with_prevalence(probabilities, *, trained, deployed):
@@ -90,8 +99,8 @@ def with_prevalence(probabilities, *, trained, deployed):
     """
     if deployed is None or deployed == trained:
         return np.asarray(probabilities, dtype=np.float64)
-    shift = logit(deployed) - logit(trained)
-    return expit(to_logits(probabilities) + shift)
+    shift = _logit(deployed) - _logit(trained)
+    return _expit(to_logits(probabilities) + shift)
 
 
 def check_prevalence(prevalence, calibration):

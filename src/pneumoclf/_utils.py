@@ -7,8 +7,6 @@ import secrets
 from pathlib import Path
 
 import numpy as np
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import column_or_1d
 
 # --------------------------------------------------------------------------- labels
 
@@ -61,6 +59,9 @@ def check_label_order(labels, name):
 
 def binary_target(y, estimator_name):
     """Check that ``y`` holds labels of exactly two classes; return it as 1-D."""
+    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.validation import column_or_1d
+
     y = column_or_1d(y, warn=True)
     if len(y) == 0:
         raise ValueError(

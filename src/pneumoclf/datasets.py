@@ -15,7 +15,6 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from sklearn.utils import Bunch
 
 from .preprocessing import (
     DICOM_SUFFIXES,
@@ -196,6 +195,8 @@ def load_chest_xray(root, *, detect_dicom=False):
         ),
         key=lambda record: (record[2], record[1], record[0].name),
     )
+    from sklearn.utils import Bunch
+
     images, target, split = zip(*records, strict=True)
     paths = np.array([str(image) for image in images])
     return Bunch(

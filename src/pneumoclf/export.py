@@ -15,6 +15,7 @@ export, ONNX Runtime to predict).
 
 import base64
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -27,7 +28,7 @@ from . import validity
 from ._calibration import calibrated, with_prevalence
 from ._utils import atomic_open, is_pneumonia
 from .exceptions import InputCheckWarning
-from .preprocessing import ImageLoader, paths_of
+from .preprocessing import paths_of, read_images
 
 __all__ = ["FORMAT", "OnnxPneumoniaModel", "export_onnx"]
 
@@ -194,6 +195,7 @@ def _loader_and_classifier(estimator):
     from sklearn.utils.validation import check_is_fitted
 
     from .classifier import PneumoniaCNNClassifier
+    from .preprocessing import ImageLoader
     from .recipes import image_file_pipeline
 
     if isinstance(estimator, PneumoniaCNNClassifier):
@@ -252,7 +254,8 @@ class OnnxPneumoniaModel:
     image_shape_ : tuple of int
         ``(height, width, 1)`` of the network's input.
     loader_ : ImageLoader
-        Reads image paths as the exported pipeline did.
+        Reads image paths as the exported pipeline did; made on first use, and
+        used from then on (prediction alone needs no scikit-learn).
     metadata_ : dict
         The file's metadata, decoded.
     input_reference_ : InputReference or None
@@ -293,12 +296,21 @@ class OnnxPneumoniaModel:
         )
         height, width = self.metadata_["image_size"]
         self.image_shape_ = (height, width, 1)
-        self.loader_ = ImageLoader(
-            image_size=(height, width),
-            resize=self.metadata_["resize"],
-            normalize=self.metadata_["normalize"],
-        )
         self._input = self._session.get_inputs()[0].name
+
+    @functools.cached_property
+    def loader_(self):
+        from .preprocessing import ImageLoader
+
+        return ImageLoader(**self._reading())
+
+    def _reading(self):
+        """The exported loader's settings."""
+        return {
+            "image_size": self.image_shape_[:2],
+            "resize": self.metadata_["resize"],
+            "normalize": self.metadata_["normalize"],
+        }
 
     def predict_proba(self, X):
         """Probabilities of the two classes.
@@ -407,7 +419,7 @@ class OnnxPneumoniaModel:
             checks[:0] = [
                 validity.dicom_reasons(paths),
                 validity.colour_reasons(
-                    paths, n_threads=self.n_threads, cache=self.loader_.cache
+                    paths, n_threads=self.n_threads, cache=self._caches()
                 ),
             ]
         if self.input_reference_ is not None and features is not None:
@@ -424,8 +436,17 @@ class OnnxPneumoniaModel:
                     f"{self.image_shape_}."
                 )
             return np.ascontiguousarray(images, dtype=np.float32), paths_of(X)
-        images = self.loader_.transform(X)
+        if "loader_" in self.__dict__:  # made, and perhaps set, by the caller
+            images = self.loader_.transform(X)
+        else:
+            settings = self._reading()
+            images = read_images(
+                X, settings.pop("image_size"), n_jobs=None, cache=True, **settings
+            )
         return images, paths_of(images)
+
+    def _caches(self):
+        return self.loader_.cache if "loader_" in self.__dict__ else True
 
 
 def _calibration(metadata):

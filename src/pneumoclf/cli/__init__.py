@@ -89,7 +89,7 @@ def _run(args):
     from .._utils import describe_os_error
 
     try:
-        if not _predicts_from_onnx(args):
+        if _needs_tensorflow(args):
             _start_tensorflow_quietly()
         from . import _commands
 
@@ -101,15 +101,48 @@ def _run(args):
         return _fail("interrupted; no partial file was left.", status=130)
     except OSError as error:
         return _fail(describe_os_error(error))
+    except ModuleNotFoundError as error:
+        return _fail(_missing_module(args.command, error))
     except (ValueError, ImportError) as error:
         return _fail(str(error))
     except Exception as error:
         return _fail(f"unexpected {type(error).__name__}: {error}")
 
 
-def _predicts_from_onnx(args):
-    """Whether the command predicts from an ONNX export, which needs no TensorFlow."""
-    return args.command == "predict" and args.model.suffix.lower() == ".onnx"
+# What a prediction-only installation (pneumoclf-onnx) leaves out, by the name of
+# the distribution that provides it.
+_FULL_INSTALL_MODULES = {
+    "tensorflow": "tensorflow",
+    "keras": "keras",
+    "scikeras": "scikeras",
+    "sklearn": "scikit-learn",
+    "scipy": "scipy",
+}
+
+
+def _missing_module(command, error):
+    """Say what a missing dependency means for ``command``."""
+    top = (error.name or "").partition(".")[0]
+    if top not in _FULL_INSTALL_MODULES:
+        return str(error)
+    return (
+        f"pneumoclf {command} needs {_FULL_INSTALL_MODULES[top]}, which is not "
+        "installed here. Install "
+        "the full package (pip install pneumoclf); without it, pneumoclf predicts "
+        "from an ONNX export (pneumoclf export MODEL -o model.onnx, "
+        "where pneumoclf is installed)."
+    )
+
+
+def _needs_tensorflow(args):
+    """Whether the command runs a Keras network (a card or an ONNX export does not)."""
+    if args.command == "info":
+        return False
+    onnx = (
+        getattr(args, "model", None) is not None
+        and args.model.suffix.lower() == ".onnx"
+    )
+    return not (args.command in ("predict", "evaluate") and onnx)
 
 
 def _start_tensorflow_quietly():

@@ -85,7 +85,14 @@ def run_demo(args):
     labels = _labels(data)
     pipeline.fit(data.paths[train], labels[train], cnn__groups=data.groups[train])
     scores = pipeline.predict_proba(data.paths[test])[:, 1]
-    report = clinical_report(data.target[test], scores, pipeline[-1].threshold_)
+    report = clinical_report(
+        data.target[test],
+        scores,
+        pipeline[-1].threshold_,
+        confidence=CONFIDENCE,
+        groups=data.groups[test],
+        random_state=args.seed,
+    )
     print(
         f"\nHeld-out patients ({len(test)} images, split seed {args.seed}; "
         f"{pipeline[-1].n_epochs_} epochs run):"
@@ -129,7 +136,59 @@ def run_train(args):
             f"Saved the model to {args.output} ({classifier.n_epochs_} epochs run, "
             f"threshold {classifier.threshold_:.4f}), its model card to {card_path}."
         )
+        print(_describe_validation(classifier.validation_report_))
+    _warn_if_low_specificity(classifier.validation_report_)
     return 0
+
+
+#: Below this validation specificity, ``train`` warns: more than two healthy
+#: children in five would be flagged.
+LOW_SPECIFICITY = 0.6
+
+
+def _describe_validation(report):
+    """The validation figures the threshold was chosen on, with their intervals."""
+    from ..metrics import wilson_interval
+
+    if report is None:
+        return (
+            "No validation part was held out: the threshold was not chosen on "
+            "images the network did not train on."
+        )
+    n_pneumonia = report["n_pneumonia"]
+    n_normal = report["n_images"] - n_pneumonia
+    patients = (
+        "" if report["n_patients"] is None else f" of {report['n_patients']} patients"
+    )
+
+    def figure(name, share, n):
+        low, high = wilson_interval(round(share * n), n, CONFIDENCE)
+        return (
+            f"{name} {share:.1%} ({CONFIDENCE:.0%} CI {low:.1%} to {high:.1%}, n={n})"
+        )
+
+    return (
+        f"On the validation part ({report['n_images']} images{patients}) at "
+        f"threshold {report['threshold']:.4f}: "
+        f"{figure('recall', report['recall'], n_pneumonia)}, "
+        f"{figure('specificity', report['specificity'], n_normal)}, "
+        f"ROC AUC {report['roc_auc']:.3f}."
+    )
+
+
+def _warn_if_low_specificity(report):
+    if report is None or report["specificity"] >= LOW_SPECIFICITY:
+        return
+    n_normal = report["n_images"] - report["n_pneumonia"]
+    false_alarms = round((1 - report["specificity"]) * n_normal)
+    warnings.warn(
+        f"the validation specificity is {report['specificity']:.1%}: "
+        f"{false_alarms} of its {n_normal} normal X-rays were flagged as "
+        "pneumonia. The threshold keeps the recall; train longer, on more "
+        "images, or choose a lower --target-recall.",
+        UserWarning,
+        stacklevel=2,
+    )
 
 
 def _model_card_path(model_path):
@@ -140,25 +199,28 @@ def _model_card_path(model_path):
 def run_evaluate(args):
     from ..datasets import load_chest_xray
     from ..metrics import clinical_report, format_clinical_report
-    from ..persistence import load_model, read_model_card
+    from ..persistence import read_model_card
     from ..plotting import kept_epoch, require_matplotlib
     from ..report import write_report
 
     if args.report_dir is not None:
         require_matplotlib("--report-dir")  # before the long part
     key = _model_key()
-    model = image_file_pipeline(load_model(args.model, key=key))
+    model = _predictor(args.model)
+    # An ONNX export keeps no training history, card or population reference.
+    classifier = model.pipeline[-1] if isinstance(model, _PipelineOnPaths) else None
     data = load_chest_xray(args.data_dir)
     import numpy as np
 
-    scores, checks = _scores_and_checks(_PipelineOnPaths(model), data.paths, args)
+    scores, checks = _scores_and_checks(model, data.paths, args)
     refused = np.array([not _passed(check) for check in checks])
     if refused.any():
         _refused_on_stderr(data.paths, checks)
         data = _without(data, refused)
         scores = scores[~refused]
-    _warn_if_site_shifted(model, data.paths)
-    threshold = model[-1].threshold_
+    if classifier is not None:
+        model.warn_if_site_shifted(data.paths)
+    threshold = model.threshold_
     report = clinical_report(
         data.target,
         scores,
@@ -177,10 +239,12 @@ def run_evaluate(args):
             threshold,
             paths=data.paths,
             groups=data.groups,
-            history=model[-1].history_,
-            kept_epoch=kept_epoch(model[-1]),
+            history=None if classifier is None else classifier.history_,
+            kept_epoch=None if classifier is None else kept_epoch(classifier),
             report=report,
-            model_card=read_model_card(args.model, key=key),
+            model_card=None
+            if classifier is None
+            else read_model_card(args.model, key=key),
             title=f"{args.model.name} on {args.data_dir}",
         )
     status = REFUSED_INPUTS_STATUS if refused.any() else 0
@@ -263,7 +327,23 @@ def run_predict(args):
     else:
         text = _rows_as_csv(rows)
     _write_text(text, args.output)
+    if args.output is not None:
+        print(_describe_written(rows, skipped, args.output))
     return _status(skipped, checks)
+
+
+def _describe_written(rows, skipped, output):
+    """What ``predict -o`` wrote: rows by label, refused and left-out files."""
+    from collections import Counter
+
+    labels = Counter(
+        "refused" if row["label"] is None else row["label"] for row in rows
+    )
+    counts = ", ".join(
+        f"{count} {label}" for label, count in sorted(labels.items(), key=str)
+    )
+    left_out = f"; {len(skipped)} unreadable files left out" if skipped else ""
+    return f"Wrote {len(rows)} rows ({counts}) to {output}{left_out}."
 
 
 def _is_parquet(path):

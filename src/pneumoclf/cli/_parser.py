@@ -172,8 +172,11 @@ def _add_train_parser(subparsers):
     train.add_argument(
         "--seed",
         type=int,
+        default=0,
         metavar="S",
-        help="seed for a repeatable training (default: none)",
+        help="seed of the validation split and of the network, recorded in the "
+        "model and its card; demo, train and tune share this default "
+        "(default: %(default)s)",
     )
     train.add_argument(
         "--quiet", action="store_true", help="print nothing but errors and warnings"
@@ -192,7 +195,10 @@ def _add_evaluate_parser(subparsers):
         ),
     )
     evaluate.add_argument(
-        "model", metavar="MODEL", type=Path, help="model file written by 'train'"
+        "model",
+        metavar="MODEL",
+        type=Path,
+        help="model file written by 'train', or its ONNX export (.onnx)",
     )
     evaluate.add_argument(
         "data_dir", metavar="DATA_DIR", type=Path, help="folder of chest X-rays"

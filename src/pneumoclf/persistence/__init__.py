@@ -31,13 +31,13 @@ The file is a zip archive of these members:
     SHA-256 digests of the other members.
 """
 
+import importlib
+
 from .._deprecation import made_private
 from .._utils import atomic_open as _atomic_open
 from ..exceptions import ModelFileError
 from . import _format
-from ._archive import is_signed
-from ._loading import load_model, read_model_card
-from ._saving import save_model
+from ._archive import is_signed, read_model_card
 
 __all__ = [
     "FORMAT_VERSION",
@@ -58,11 +58,24 @@ __all__ = [
 #: (:mod:`pneumoclf.site`). Files of version 1.x are still read.
 FORMAT_VERSION = _format.FORMAT_VERSION
 
+# Loading and saving need TensorFlow and scikit-learn; reading a card or telling a
+# signed file does not, so those two are imported on first use.
+_HEAVY = {"load_model": "_loading", "save_model": "_saving"}
+
 # The functions are documented, pickled and shown as this package's own.
-for _function in (is_signed, load_model, read_model_card, save_model):
+for _function in (is_signed, read_model_card):
     _function.__module__ = __name__
 del _function
 
 
 def __getattr__(name):
+    if name in _HEAVY:
+        function = getattr(importlib.import_module(f".{_HEAVY[name]}", __name__), name)
+        function.__module__ = __name__
+        globals()[name] = function
+        return function
     return made_private(__name__, name, {"atomic_open": _atomic_open})
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -10,6 +10,7 @@ import os
 import stat
 import warnings
 import zipfile
+from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
@@ -28,7 +29,36 @@ from ._format import (
     _SIGNATURE,
     FORMAT_NAME,
 )
-from ._saving import _key_bytes, _pneumoclf_version, _sign
+
+
+def _key_bytes(key):
+    if isinstance(key, str):
+        key = key.encode()
+    if not isinstance(key, bytes) or not key:
+        raise TypeError(f"key must be a non-empty str or bytes, got {key!r}")
+    return key
+
+
+def _sign(members, key):
+    """HMAC-SHA256 over the names and SHA-256 digests of ``(name, chunks)`` pairs.
+
+    Names are length-prefixed and digests have a fixed size, so that no two
+    different sets of members give the same message.
+    """
+    signature = hmac.new(key, digestmod=hashlib.sha256)
+    for name, chunks in sorted(members, key=lambda member: member[0]):
+        content = hashlib.sha256()
+        for chunk in chunks:
+            content.update(chunk)
+        encoded = name.encode()
+        signature.update(len(encoded).to_bytes(8, "big") + encoded + content.digest())
+    return signature.hexdigest()
+
+
+def _pneumoclf_version():
+    from .. import __version__
+
+    return __version__
 
 
 def _check_regular_file(path):
@@ -64,6 +94,49 @@ def is_signed(path):
         raise ModelFileError(
             f"{path} is not a pneumoclf model file (not a valid zip archive: {error})."
         ) from error
+
+
+def read_model_card(path, *, key=None):
+    """The model card a model file carries, checked as :func:`load_model` checks.
+
+    Nothing is rebuilt and TensorFlow runs nothing: the archive, its format, its
+    checksums and, with a ``key``, its signature are checked, then the card is
+    returned.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`save_model`.
+    key : str, bytes or None, default=None
+        As for :func:`load_model`.
+
+    Returns
+    -------
+    str or None
+        The Markdown given to ``save_model(..., model_card=...)``; None when the
+        file carries none (files of format 2.1 and older never do).
+
+    Raises
+    ------
+    ModelFileError
+        As :func:`load_model`, for a file that is not a valid model file, is
+        damaged, or is not signed with ``key``; also for a card that is not
+        UTF-8.
+    """
+    path = Path(path)
+    metadata, model_bytes, card_bytes = _read_archive(path, key)
+    _check_format(metadata, path)
+    _check_checksum(metadata, model_bytes, path)
+    _check_card_checksum(metadata, card_bytes, path)
+    if card_bytes is None:
+        return None
+    try:
+        return card_bytes.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ModelFileError(
+            f"{path} is not a valid pneumoclf model file: its {_MODEL_CARD} is "
+            f"not UTF-8 ({error})."
+        ) from None
 
 
 def _read_archive(path, key):

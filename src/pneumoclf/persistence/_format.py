@@ -1,11 +1,7 @@
 """The model file's format: its name, version, members and limits."""
 
+import importlib
 import zipfile
-
-from sklearn.pipeline import Pipeline
-
-from ..classifier import PneumoniaCNNClassifier
-from ..preprocessing import ImageLoader
 
 FORMAT_NAME = "pneumoclf-model"
 # Documented where it is public, in the package's __init__.
@@ -41,12 +37,29 @@ _WEIGHT_FILE_OVERHEAD = 1024**2
 _MAX_ARRAY_ITEM_BYTES = 4096
 
 # The only classes a model file may name: nothing else is ever instantiated.
-_CLASSES = {
-    "sklearn.pipeline.Pipeline": Pipeline,
-    "pneumoclf.ImageLoader": ImageLoader,
-    "pneumoclf.PneumoniaCNNClassifier": PneumoniaCNNClassifier,
+# Each named by its class and found in its module.
+_CLASS_MODULES = {
+    "sklearn.pipeline.Pipeline": "sklearn.pipeline",
+    "pneumoclf.ImageLoader": "pneumoclf.preprocessing",
+    "pneumoclf.PneumoniaCNNClassifier": "pneumoclf.classifier",
 }
-_CLASS_NAMES = {cls: name for name, cls in _CLASSES.items()}
+
+
+def model_classes():
+    """The classes a model file may name, by the name it gives them.
+
+    Imported on first use: reading a file's card or signature needs none of them.
+    """
+    return {
+        name: getattr(importlib.import_module(module), name.rsplit(".", 1)[1])
+        for name, module in _CLASS_MODULES.items()
+    }
+
+
+def class_name(cls):
+    """The name a model file gives ``cls``."""
+    return {value: name for name, value in model_classes().items()}[cls]
+
 
 # Stored as None: callbacks act only while training and JSON cannot hold them; a
 # pipeline's cache folder belongs to one machine, and could hold pickles.

@@ -23,14 +23,13 @@ from ._archive import (
     _read_archive,
 )
 from ._format import (
-    _CLASSES,
     _KERAS_WEIGHTS,
     _MAX_ARRAY_ITEM_BYTES,
     _MAX_WEIGHT_FILE_COPIES,
     _MODEL,
-    _MODEL_CARD,
     _UNSAVED_PARAMS,
     _WEIGHT_FILE_OVERHEAD,
+    model_classes,
 )
 from ._saving import _final_classifier
 
@@ -122,49 +121,6 @@ def load_model(path, *, key=None):
     return estimator
 
 
-def read_model_card(path, *, key=None):
-    """The model card a model file carries, checked as :func:`load_model` checks.
-
-    Nothing is rebuilt and TensorFlow runs nothing: the archive, its format, its
-    checksums and, with a ``key``, its signature are checked, then the card is
-    returned.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        A file written by :func:`save_model`.
-    key : str, bytes or None, default=None
-        As for :func:`load_model`.
-
-    Returns
-    -------
-    str or None
-        The Markdown given to ``save_model(..., model_card=...)``; None when the
-        file carries none (files of format 2.1 and older never do).
-
-    Raises
-    ------
-    ModelFileError
-        As :func:`load_model`, for a file that is not a valid model file, is
-        damaged, or is not signed with ``key``; also for a card that is not
-        UTF-8.
-    """
-    path = Path(path)
-    metadata, model_bytes, card_bytes = _read_archive(path, key)
-    _check_format(metadata, path)
-    _check_checksum(metadata, model_bytes, path)
-    _check_card_checksum(metadata, card_bytes, path)
-    if card_bytes is None:
-        return None
-    try:
-        return card_bytes.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ModelFileError(
-            f"{path} is not a valid pneumoclf model file: its {_MODEL_CARD} is "
-            f"not UTF-8 ({error})."
-        ) from None
-
-
 def _rebuild_estimator(description):
     """Instantiate the described estimator from the allowed classes only."""
     cls = _allowed_class(description["class"])
@@ -202,11 +158,12 @@ def _set_checked_params(estimator, params):
 
 
 def _allowed_class(name):
+    classes = model_classes()
     try:
-        return _CLASSES[name]
+        return classes[name]
     except (KeyError, TypeError):
         raise ValueError(
-            f"unknown class {name!r}; expected one of {sorted(_CLASSES)}"
+            f"unknown class {name!r}; expected one of {sorted(classes)}"
         ) from None
 
 

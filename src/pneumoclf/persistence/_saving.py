@@ -2,7 +2,6 @@
 
 import base64
 import hashlib
-import hmac
 import json
 import math
 import tempfile
@@ -18,8 +17,8 @@ from .._utils import atomic_open as _atomic_open
 from ..classifier import PneumoniaCNNClassifier
 from ..exceptions import ModelFileError
 from ..preprocessing import ImageLoader
+from ._archive import _key_bytes, _pneumoclf_version, _sign
 from ._format import (
-    _CLASS_NAMES,
     _METADATA,
     _MODEL,
     _MODEL_CARD,
@@ -27,6 +26,7 @@ from ._format import (
     _UNSAVED_PARAMS,
     FORMAT_NAME,
     FORMAT_VERSION,
+    class_name,
 )
 
 # ---------------------------------------------------------------------------------
@@ -143,30 +143,6 @@ def save_model(estimator, path, *, key=None, model_card=None):
                 archive.writestr(name, data)
 
 
-def _key_bytes(key):
-    if isinstance(key, str):
-        key = key.encode()
-    if not isinstance(key, bytes) or not key:
-        raise TypeError(f"key must be a non-empty str or bytes, got {key!r}")
-    return key
-
-
-def _sign(members, key):
-    """HMAC-SHA256 over the names and SHA-256 digests of ``(name, chunks)`` pairs.
-
-    Names are length-prefixed and digests have a fixed size, so that no two
-    different sets of members give the same message.
-    """
-    signature = hmac.new(key, digestmod=hashlib.sha256)
-    for name, chunks in sorted(members, key=lambda member: member[0]):
-        content = hashlib.sha256()
-        for chunk in chunks:
-            content.update(chunk)
-        encoded = name.encode()
-        signature.update(len(encoded).to_bytes(8, "big") + encoded + content.digest())
-    return signature.hexdigest()
-
-
 def _final_classifier(estimator):
     """Return the classifier of a supported estimator, else say what is wrong."""
     if type(estimator) is PneumoniaCNNClassifier:
@@ -199,7 +175,7 @@ def _describe_estimator(estimator):
         params = _saved_params(estimator)
         del params["steps"]
         return {
-            "class": _CLASS_NAMES[Pipeline],
+            "class": class_name(Pipeline),
             "params": _params_to_json(params, prefix=""),
             "steps": [
                 {"name": name, **_describe_step_params(step, prefix=f"{name}__")}
@@ -211,7 +187,7 @@ def _describe_estimator(estimator):
 
 def _describe_step_params(step, prefix):
     return {
-        "class": _CLASS_NAMES[type(step)],
+        "class": class_name(type(step)),
         "params": _params_to_json(_saved_params(step), prefix),
     }
 
@@ -291,12 +267,6 @@ def _keras_model_bytes(model):
         path = Path(folder, _MODEL)
         model.save(path)
         return path.read_bytes()
-
-
-def _pneumoclf_version():
-    from .. import __version__
-
-    return __version__
 
 
 def _base64(data):

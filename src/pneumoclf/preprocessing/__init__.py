@@ -7,7 +7,8 @@ bytes, so that cross-validation and hyper-parameter searches, which load the sam
 again and again, decode each file only once; see :func:`set_cache_limit`,
 :func:`clear_cache` and :func:`cache_info`.
 
-The package holds one file per part: ``loader`` (the transformer), ``_reading`` (many
+The package holds one file per part: ``loader`` (the transformer, imported on first
+use, so that prediction from an ONNX file needs no scikit-learn), ``_reading`` (many
 files at once, on threads), ``_decode`` (one file), ``_jpeg`` (the fast path for plain
 JPEGs), ``_cache`` and ``_paths`` (input checks).
 """
@@ -33,7 +34,7 @@ from ._dicom import may_be_dicom as may_be_dicom
 from ._jpeg import stored_in_gray as stored_in_gray
 from ._paths import check_paths as check_paths
 from ._provenance import paths_of as paths_of
-from .loader import ImageLoader
+from ._reading import read_images as read_images
 
 __all__ = [
     "DEFAULT_CACHE_LIMIT",
@@ -48,6 +49,20 @@ __all__ = [
 # The public names defined here are documented, pickled and shown as this package's
 # own; ImageLoadError belongs to pneumoclf.exceptions.
 for _name in __all__:
-    if getattr(globals()[_name], "__module__", "").startswith(__name__ + "."):
+    if getattr(globals().get(_name), "__module__", "").startswith(__name__ + "."):
         globals()[_name].__module__ = __name__
 del _name
+
+
+def __getattr__(name):
+    if name != "ImageLoader":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from .loader import ImageLoader
+
+    ImageLoader.__module__ = __name__
+    globals()[name] = ImageLoader
+    return ImageLoader
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -8,6 +8,9 @@ import numpy as np
 from ..exceptions import ImageLoadError
 from ._cache import CACHE, cache_key
 from ._decode import UnreadableImage, decode_image, read_start, stat_image_file
+from ._intensity import equalize
+from ._paths import check_paths
+from ._provenance import remember_paths
 
 # Most files a decoding thread takes at once.
 _MAX_BLOCK = 64
@@ -142,4 +145,19 @@ def load_images(paths, target_hw, resize, n_threads, use_cache):
             [(paths[row], reason) for row, reason in sorted(failures)],
             n_images=len(paths),
         )
+    return images
+
+
+def read_images(paths, target_hw, *, resize, normalize, n_jobs, cache):
+    """What :meth:`ImageLoader.transform` returns, for settings already checked.
+
+    For callers that must not import scikit-learn (prediction from an ONNX file).
+    """
+    paths = check_paths(paths)
+    images = load_images(
+        paths, target_hw, resize, n_threads=thread_count(n_jobs), use_cache=cache
+    )
+    if normalize == "equalize":
+        equalize(images)
+    remember_paths(images, paths)
     return images

@@ -12,10 +12,8 @@ from .._compat import (
     fit_context,
     validate_parameters,
 )
-from ._intensity import equalize
 from ._paths import check_paths
-from ._provenance import remember_paths
-from ._reading import load_images, thread_count
+from ._reading import read_images
 
 __all__ = ["ImageLoader"]
 
@@ -219,19 +217,14 @@ class ImageLoader(TransformerMixin, BaseEstimator):
             If ``X`` is empty or holds entries that are not paths.
         """
         validate_parameters(self)
-        target_hw = self._target_size()
-        paths = check_paths(X)
-        images = load_images(
-            paths,
-            target_hw,
-            self.resize,
-            n_threads=thread_count(self.n_jobs),
-            use_cache=self.cache,
+        return read_images(
+            X,
+            self._target_size(),
+            resize=self.resize,
+            normalize=self.normalize,
+            n_jobs=self.n_jobs,
+            cache=self.cache,
         )
-        if self.normalize == "equalize":
-            equalize(images)
-        remember_paths(images, paths)
-        return images
 
     @property
     def image_shape(self):
