@@ -230,12 +230,15 @@ def test_groups_reach_the_classifier_through_a_pipeline(image_files):
     assert "val_auc" in pipe[-1].history_
 
 
-@pytest.fixture(scope="module")
-def shared_patient_files(tmp_path_factory):
-    """40 files of 20 patients, two images each, named as in the Kermany data."""
+@pytest.fixture
+def shared_patient_files(tmp_path):
+    """40 files of 20 patients, two images each, named as in the Kermany data.
+
+    New files for each test: the warning about them is given once per set of files.
+    """
     X, y = blob_images(40, 16, seed=3)
     by_label = np.argsort(y, kind="stable")  # both images of a patient, one label
-    folder = tmp_path_factory.mktemp("shared")
+    folder = tmp_path
     paths = []
     for i, image in enumerate(X[by_label]):
         paths.append(str(folder / f"person{i // 2}_virus_{i}.png"))
@@ -248,6 +251,19 @@ def test_a_fit_on_shared_patients_without_groups_says_so(shared_patient_files):
     paths, y = shared_patient_files
     with pytest.warns(UserWarning, match="40 images of this fit belong to 20 pat"):
         fast_pipeline(epochs=1).fit(paths, y)
+
+
+@pytest.mark.usefixtures("eager")
+def test_a_search_on_shared_patients_says_so_once(shared_patient_files):
+    paths, y = shared_patient_files
+    search = GridSearchCV(
+        fast_pipeline(epochs=1), {"cnn__filters": [2, 4]}, cv=3, scoring="roc_auc"
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        search.fit(paths, y)
+    said = [w for w in caught if "patients (by their file names)" in str(w.message)]
+    assert len(said) == 1
 
 
 @pytest.mark.usefixtures("eager")

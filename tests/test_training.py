@@ -212,10 +212,13 @@ def test_many_fits_print_no_retracing_notice(data):
     handler.emit = records.append
     logger = logging.getLogger("tensorflow")
     logger.addHandler(handler)
+    larger = X.repeat(2, axis=1).repeat(2, axis=2)
     try:
-        for seed in range(3):  # enough new networks for TensorFlow to speak up
-            classifier = PneumoniaCNNClassifier(**{**FAST, "random_state": seed})
-            classifier.fit(X[:40], y[:40]).predict_proba(X[40:])
+        # Enough new networks for TensorFlow to speak up, of other image sizes and
+        # architectures, as a search makes them; each scores a batch or less.
+        for images, filters in [(X, 4), (X, 8), (larger, 4), (larger, 8)] * 2:
+            classifier = PneumoniaCNNClassifier(**{**FAST, "filters": filters})
+            classifier.fit(images[:40], y[:40]).predict_proba(images[40:44])
     finally:
         logger.removeHandler(handler)
 

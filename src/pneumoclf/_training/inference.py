@@ -37,14 +37,14 @@ def network_outputs(model, X, batch_size):
 def _outputs(model, X, batch_size, *, features):
     """The network's outputs for ``X``, computed in content order, in ``X``'s order."""
     order = _content_order(X)
-    if len(X) <= batch_size:
-        # One batch: a compiled call skips the per-call set-up of model.predict,
-        # tens of milliseconds, and runs the same batch through the same layers.
-        outputs = [out.numpy() for out in _inference_function(model)(X[order])]
-    else:
-        (tensor,) = as_tensors(X)
-        network = _with_features(model) if features else model
-        with without_retracing_notices():
+    with without_retracing_notices():
+        if len(X) <= batch_size:
+            # One batch: a compiled call skips the per-call set-up of model.predict,
+            # tens of milliseconds, and runs the same batch through the same layers.
+            outputs = [out.numpy() for out in _inference_function(model)(X[order])]
+        else:
+            (tensor,) = as_tensors(X)
+            network = _with_features(model) if features else model
             outputs = network.predict(batches((tensor,), order, batch_size), verbose=0)
     outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
     unsorted = []

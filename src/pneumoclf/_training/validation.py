@@ -6,6 +6,7 @@ chooses the automatic threshold; its figures become ``validation_report_``.
 """
 
 import functools
+import os
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
@@ -155,22 +156,35 @@ def _validation_report(y_validation, probabilities, threshold, groups, validatio
     }
 
 
+# Patients (folder and patient of each file) already named in a shared-patients
+# warning: a search fits on parts of one data set many times, and says so once.
+# By patient, not by file: two folds split by image hold other files of the same
+# patients.
+_WARNED_PATIENTS = set()
+
+
 def shared_patients_message(paths):
     """Say so when many of ``paths`` belong to patients with several images.
 
     ``paths`` are the files a fit's images came from (None when unknown); the
     fit holds out its validation part by image, as it got no patient groups.
+    None when some of these patients were already the subject of this message.
     """
     if paths is None:
         return None
-    n_images, n_patients = len(paths), len({patient_id(path) for path in paths})
+    patients = {(os.path.dirname(path), patient_id(path)) for path in paths}
+    n_images, n_patients = len(paths), len(patients)
     if n_images - n_patients < _SHARED_PATIENTS_SHARE * n_images:
         return None
+    if not patients.isdisjoint(_WARNED_PATIENTS):
+        return None
+    _WARNED_PATIENTS.update(patients)
     return (
         f"The {n_images} images of this fit belong to {n_patients} patients (by "
         "their file names), but fit got no groups: the validation part, which "
         "stops training and chooses the threshold, is held out by image, so "
         "images of one child fall on both sides and it flatters the network. "
         "Pass the patients: pipe.fit(paths, y, cnn__groups=groups), or in a "
-        "search cnn.set_fit_request(groups=True) with metadata routing."
+        "search cnn.set_fit_request(groups=True) with metadata routing. (Said "
+        "once for these patients, not at every fit of a search.)"
     )
