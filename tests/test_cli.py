@@ -565,6 +565,16 @@ def test_tune_shares_a_stored_study_and_saves_the_best(data_dir, tmp_path, capsy
     assert best.predict_proba(_image_paths(data_dir)).shape[1] == 2
     assert best[-1].target_recall == TARGET_RECALL
     assert "cnn__target_recall" not in out
+    card = model.with_name("best.card.md")
+    assert f"its model card to {card}" in out
+    status, info, _ = _run(capsys, "info", model)
+    assert status == 0 and info == card.read_text(encoding="utf-8")
+    assert "## Hyper-parameter search" in info
+    assert (
+        "Optuna study 's' of 2 trials (2 complete, 0 pruned, 0 failed), seed 0" in info
+    )
+    assert "validation part of" in info and "of the 48 (24 pneumonia" in info
+    assert "Searched: cnn__" in info and "Fixed: cnn__epochs = 1" in info
 
     status, out, _ = _run(capsys, *common, "--n-trials", 3, "--quiet")
     assert (status, out) == (0, "")
@@ -584,6 +594,8 @@ def test_demo(capsys):
     assert "training on 160 images (80 NORMAL, 80 PNEUMONIA)" in out
     for label in ("ROC AUC", "Recall", "Specificity", "Precision", "F2", "Elapsed"):
         assert label in out
+    recall = next(line for line in out.splitlines() if line.startswith("Recall"))
+    assert "95% CI" in recall
 
 
 def test_version_in_process(capsys):
@@ -1227,6 +1239,27 @@ def test_evaluate_reports_the_refer_band(trained, local_dir, capsys, monkeypatch
         capsys, "evaluate", model, local_dir, "--refer-band", "0.5", "--json"
     )
     assert json.loads(out)["referral"]["refer_band"] == 0.5
+
+
+def test_evaluate_warns_when_it_is_given_the_training_images(
+    trained, data_dir, local_dir, capsys
+):
+    _, model, _ = trained
+    options = ("--skip-input-check", "--json")
+    status, _, err = _run(capsys, "evaluate", model, data_dir, *options)
+    assert status == 0
+    assert f"48 of the 48 images of {data_dir} were used to train this model" in err
+    _, _, err = _run(capsys, "evaluate", model, local_dir, *options)
+    assert "were used to train this model" not in err
+
+
+def test_a_model_knows_its_training_images_by_their_pixels(trained, data_dir):
+    pipeline = load_model(trained[1])
+    paths = _image_paths(data_dir)
+    images = pipeline[:-1].transform(paths)
+    assert pipeline[-1].trained_on(images).all()
+    assert not pipeline[-1].trained_on(np.clip(images + 0.01, 0, 1)).any()
+    assert pipeline[-1].training_digests_.dtype == np.uint64
 
 
 @pytest.mark.parametrize("band", ["1", "-0.2", "wide"])

@@ -444,6 +444,8 @@ def test_a_file_of_format_1_loads_with_its_fitted_state(classifiers, images, tmp
     loaded.validation_report_ = clf.validation_report_
     loaded.input_reference_ = clf.input_reference_
     loaded.population_reference_ = clf.population_reference_
+    assert loaded.training_digests_ is None
+    loaded.training_digests_ = clf.training_digests_
     _assert_same_classifier(loaded, clf, X)
 
 
@@ -452,9 +454,38 @@ def test_a_file_of_format_2_3_loads_without_a_population_reference(fitted, saved
         metadata = json.loads(archive.read("metadata.json"))
     del metadata["fitted"]["population_reference_"]
     del metadata["fitted"]["adaptations_"]
+    del metadata["fitted"]["training_digests_"]
     _rewrite(saved, metadata={"format_version": "2.3", "fitted": metadata["fitted"]})
     loaded = load_model(saved)
     assert loaded.population_reference_ is None and loaded.adaptations_ == ()
+    assert loaded.training_digests_ is None
+
+
+def test_a_file_of_format_2_4_cannot_tell_its_training_images(fitted, saved):
+    with zipfile.ZipFile(saved) as archive:
+        metadata = json.loads(archive.read("metadata.json"))
+    del metadata["fitted"]["training_digests_"]
+    _rewrite(saved, metadata={"format_version": "2.4", "fitted": metadata["fitted"]})
+    loaded = load_model(saved)
+    assert loaded.training_digests_ is None
+    with pytest.raises(ValueError, match="keeps no digests of its training images"):
+        loaded.trained_on(np.zeros((1, *loaded.image_shape_), np.float32))
+
+
+@pytest.mark.parametrize(
+    "digests",
+    [{"ndarray": {"dtype": "<u8", "values": [5, 3]}},
+     {"ndarray": {"dtype": "<i8", "values": [3, 5]}},
+     {"ndarray": {"dtype": "<u8", "values": [3, 3]}}],
+    ids=["unsorted", "signed", "repeated"],
+)  # fmt: skip
+def test_damaged_training_digests_are_refused(saved, digests):
+    with zipfile.ZipFile(saved) as archive:
+        metadata = json.loads(archive.read("metadata.json"))
+    metadata["fitted"]["training_digests_"] = digests
+    _rewrite(saved, metadata={"fitted": metadata["fitted"]})
+    with pytest.raises(ModelFileError, match="training_digests_"):
+        load_model(saved)
 
 
 @pytest.mark.parametrize(

@@ -590,6 +590,27 @@ def test_a_journal_file_study_resumes(xrays, tmp_path):
     )
 
 
+def test_a_study_records_its_data_and_refuses_other_data(xrays, tmp_path):
+    arguments = dict(
+        search_space=WORKER_SPACE,
+        fixed_params=WORKER_FIXED,
+        storage=tmp_path / "study.log",
+        study_name="recorded",
+        random_state=0,
+        refit=False,
+        verbose=0,
+    )
+    study, _ = tune(xrays.paths, xrays.y, n_trials=1, **arguments)
+    data = study.user_attrs["data"]
+    assert data["n_images"] == len(xrays.paths)
+    assert data["n_train"] + data["n_validation"] == len(xrays.paths)
+    assert len(data["files_sha256"]) == 64
+    assert set(study.user_attrs["search_space"]) == set(WORKER_SPACE)
+
+    with pytest.raises(ValueError, match="'recorded' was tuned on other data"):
+        tune(xrays.paths[:-2], xrays.y[:-2], n_trials=2, **arguments)
+
+
 def run_two_workers(xrays, storage, study_name, n_trials, folder):
     """Run tune in two processes that start together; return their pids."""
     go = folder / "go"

@@ -192,6 +192,11 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
     adaptations_ : tuple of dict
         One record per adaptation to a site (:func:`pneumoclf.site.adapt_to_site`),
         oldest first; empty after ``fit``.
+    training_digests_ : ndarray of uint64 or None
+        A 64-bit digest of the pixels of each image the network was trained on
+        (validation part included), sorted: what :meth:`trained_on` compares
+        images with, without keeping their paths or pixels. None in models saved
+        before it.
     feature_names_in_ : ndarray of str
         Column names of ``X`` in ``fit``, when it had string column names.
     n_epochs_ : int
@@ -423,6 +428,9 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         )
         earlier = (self.history_, self.n_epochs_) if continuing else None
         fitted = _training.fitted_attributes(network, X.shape[1:], earlier)
+        fitted["training_digests_"] = _training.training_digests(
+            X, getattr(self, "training_digests_", None) if continuing else None
+        )
         for name, value in fitted.items():
             setattr(self, name, value)
         for message in network.warnings:
@@ -536,6 +544,35 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
         return with_prevalence(
             probabilities, trained=self.training_prevalence_, deployed=self.prevalence
         )
+
+    def trained_on(self, X):
+        """Whether each image is one the network was trained on, by its pixels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, h, w, c), (n, h, w) or (n, k)
+            Images, as :meth:`predict_proba` takes them.
+
+        Returns
+        -------
+        ndarray of bool of shape (n,)
+            True for an image whose pixels equal those of a training image (a
+            64-bit digest match: a chance match has odds of about one in 10**15
+            per pair).
+
+        Raises
+        ------
+        ValueError
+            If the classifier keeps no digests (a model saved before them).
+        """
+        check_is_fitted(self)
+        if getattr(self, "training_digests_", None) is None:
+            raise ValueError(
+                "This model keeps no digests of its training images (it was saved "
+                "before they were kept): it cannot tell which images it saw."
+            )
+        digests = _training.image_digests(self.as_image_batch(X))
+        return np.isin(digests, self.training_digests_)
 
     def get_fitted_state(self):
         """Every fitted attribute, by name: what a model file must keep.

@@ -17,6 +17,7 @@ import html
 import platform
 import re
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +86,7 @@ _TRIPOD_ITEMS = (
 )
 
 
-def model_card(estimator, data, *, data_dir=None):
+def model_card(estimator, data, *, data_dir=None, search=None):
     """A Markdown model card of a fitted pipeline or classifier.
 
     Parameters
@@ -97,6 +98,9 @@ def model_card(estimator, data, *, data_dir=None):
         (``target``, ``groups``, and ``split`` when present).
     data_dir : str or os.PathLike, default=None
         The folder the data came from, named in the card.
+    search : optuna.study.Study, default=None
+        The study :func:`pneumoclf.tuning.tune` chose the parameters in; the
+        card then describes the search (trials, best value, space, data).
 
     Returns
     -------
@@ -115,6 +119,7 @@ def model_card(estimator, data, *, data_dir=None):
     check_is_fitted(classifier)
     sections = [
         ("Model details", _model_details(estimator, classifier)),
+        *([] if search is None else [("Hyper-parameter search", _search(search))]),
         ("Intended use", _intended_use()),
         ("Factors", _factors()),
         ("Metrics", _metrics(classifier)),
@@ -133,6 +138,46 @@ def model_card(estimator, data, *, data_dir=None):
     for heading, items in sections:
         lines += [f"## {heading}", ""] + [f"- {item}" for item in items] + [""]
     return "\n".join(lines)
+
+
+def _search(study):
+    """How an Optuna study chose the parameters, from what it recorded."""
+    states = Counter(trial.state.name for trial in study.trials)
+    attrs = study.user_attrs
+    lines = [
+        f"Parameters chosen by the Optuna study {study.study_name!r} of "
+        f"{len(study.trials)} trials ({states['COMPLETE']} complete, "
+        f"{states['PRUNED']} pruned, {states['FAIL']} failed), seed "
+        f"{attrs.get('random_state')}, scoring {attrs.get('scoring', 'unknown')}."
+    ]
+    if states["COMPLETE"]:
+        best = study.best_trial
+        lines.append(
+            f"Best trial #{best.number}: validation score {best.value:.4f}; "
+            + "; ".join(f"{name} = {value}" for name, value in best.params.items())
+            + ". Then trained on all training images with these parameters."
+        )
+    data = attrs.get("data")
+    if data is not None:
+        lines.append(
+            f"Each trial trained on {data['n_train']} images and was scored on a "
+            f"patient-grouped validation part of {data['n_validation']} images of "
+            f"the {data['n_images']} ({data['n_pneumonia']} pneumonia, "
+            f"{data['n_patients']} patients; file list SHA-256 "
+            f"{data['files_sha256'][:16]}): the best score is optimistic, as it "
+            "was chosen on that part."
+        )
+    space = attrs.get("search_space")
+    if isinstance(space, dict):
+        lines.append(
+            "Searched: " + "; ".join(f"{n}: {d}" for n, d in space.items()) + "."
+        )
+    fixed = attrs.get("fixed_params")
+    if fixed:
+        lines.append(
+            "Fixed: " + "; ".join(f"{n} = {v}" for n, v in fixed.items()) + "."
+        )
+    return lines
 
 
 def _model_details(estimator, classifier):

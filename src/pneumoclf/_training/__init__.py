@@ -29,7 +29,9 @@ from .gate import input_check_results, warn_about_refused
 from .images import (
     check_image_shape,
     image_batch,
+    image_digests,
     per_image,
+    training_digests,
     training_images,
     warn_if_outside_unit_range,
 )
@@ -54,6 +56,7 @@ __all__ = [
     "draw_seed",
     "fitted_attributes",
     "image_batch",
+    "image_digests",
     "input_check_results",
     "network_outputs",
     "network_scores",
@@ -62,6 +65,7 @@ __all__ = [
     "per_image",
     "shared_patients_message",
     "train",
+    "training_digests",
     "training_images",
     "warn_about_refused",
     "warn_if_outside_unit_range",

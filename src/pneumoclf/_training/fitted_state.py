@@ -21,10 +21,17 @@ FITTED_ATTRIBUTES = (
     "input_reference_",
     "population_reference_",
     "adaptations_",
+    "training_digests_",
 )
 
 _OPTIONAL_ATTRIBUTES = frozenset(
-    {"feature_names_in_", "input_reference_", "population_reference_", "adaptations_"}
+    {
+        "feature_names_in_",
+        "input_reference_",
+        "population_reference_",
+        "adaptations_",
+        "training_digests_",
+    }
 )
 
 
@@ -68,6 +75,24 @@ def check_fitted_state(state, names=FITTED_ATTRIBUTES):
         state.get("population_reference_")
     )
     state["adaptations_"] = _adaptations(state.get("adaptations_", ()))
+    state["training_digests_"] = _training_digests(state.get("training_digests_"))
+
+
+def _training_digests(value):
+    """Sorted, distinct ``uint64`` digests, or None (a model that keeps none)."""
+    if value is None:
+        return None
+    digests = np.asarray(value)
+    if not (
+        digests.ndim == 1
+        and digests.dtype == np.uint64
+        and np.all(digests[1:] > digests[:-1])
+    ):
+        raise ValueError(
+            "training_digests_ must be a sorted 1-D array of distinct uint64 "
+            f"digests, got {value!r:.80}."
+        )
+    return digests
 
 
 def _input_reference(value, model):

@@ -1,5 +1,6 @@
 """Checks of image arrays: their rank, shape against the fitted one, range."""
 
+import hashlib
 import warnings
 
 import numpy as np
@@ -103,3 +104,24 @@ def training_images(X, settings, fitted, name):
         check_same_architecture(settings, fitted[1], X.shape[1:])
     warn_if_outside_unit_range(X)
     return X
+
+
+def image_digests(X):
+    """A 64-bit digest of each image's pixels, as an array of ``uint64``.
+
+    Compact (8 bytes an image) and not reversible: what a model keeps to tell
+    which images it was trained on, without their paths or pixels.
+    """
+    return np.array(
+        [
+            int.from_bytes(hashlib.blake2b(image.tobytes(), digest_size=8).digest())
+            for image in np.ascontiguousarray(X, dtype=np.float32)
+        ],
+        dtype=np.uint64,
+    )
+
+
+def training_digests(X, earlier=None):
+    """The sorted, distinct digests of ``X``, with ``earlier`` fits' if any."""
+    digests = np.unique(image_digests(X))
+    return digests if earlier is None else np.union1d(earlier, digests)

@@ -219,6 +219,7 @@ def run_evaluate(args):
         data = _without(data, refused)
         scores = scores[~refused]
     if classifier is not None:
+        _warn_if_trained_on(model.pipeline, data.paths, args.data_dir)
         model.warn_if_site_shifted(data.paths)
     threshold = model.threshold_
     report = clinical_report(
@@ -638,6 +639,21 @@ class _PipelineOnPaths:
         _warn_if_site_shifted(self.pipeline, paths)
 
 
+def _warn_if_trained_on(pipeline, paths, folder):
+    """Warn when some images are ones the model was trained on (by their pixels)."""
+    if pipeline[-1].training_digests_ is None or not len(paths):
+        return
+    seen = pipeline[-1].trained_on(pipeline[:-1].transform(paths))
+    if seen.any():
+        warnings.warn(
+            f"{seen.sum()} of the {len(paths)} images of {folder} were used to "
+            "train this model (its training or validation part): its figures on "
+            "them are optimistic. Evaluate it on images it never saw.",
+            UserWarning,
+            stacklevel=2,
+        )
+
+
 def _warn_if_site_shifted(pipeline, paths):
     """Warn when enough images are given and they differ from the model's population."""
     from ..exceptions import SiteShiftWarning
@@ -719,6 +735,7 @@ def run_tune(args):
     from ..datasets import load_chest_xray
     from ..metrics import make_recall_weighted_scorer
     from ..persistence import save_model
+    from ..report import model_card
     from ..tuning import limit_threads, tune
 
     if args.n_threads is not None:
@@ -758,12 +775,19 @@ def run_tune(args):
         refit=args.output is not None,
         verbose=0 if args.quiet else 1,
     )
+    card_path = None
     if best is not None:
-        save_model(best, args.output, key=key)
+        card = model_card(best, data, data_dir=args.data_dir, search=study)
+        save_model(best, args.output, key=key, model_card=card)
+        card_path = _model_card_path(args.output)
+        _write_text(card, card_path)
     if not args.quiet:
         print(_describe_study(study, args.scoring))
         if best is not None:
-            print(f"Saved the best pipeline, trained on all images, to {args.output}.")
+            print(
+                f"Saved the best pipeline, trained on all images, to {args.output}, "
+                f"its model card to {card_path}."
+            )
     return 0
 
 

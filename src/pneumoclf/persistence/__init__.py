@@ -55,7 +55,8 @@ __all__ = [
 #: adds the optional ``signature.hmac`` member; 2.2 the optional ``model_card.md``
 #: member and the ``validation_report_`` attribute; 2.3 the ``input_reference_``
 #: attribute (the input check); 2.4 ``population_reference_`` and ``adaptations_``
-#: (:mod:`pneumoclf.site`). Files of version 1.x are still read.
+#: (:mod:`pneumoclf.site`); 2.5 ``training_digests_``. Files of version 1.x are still
+#: read.
 FORMAT_VERSION = _format.FORMAT_VERSION
 
 # Loading and saving need TensorFlow and scikit-learn; reading a card or telling a

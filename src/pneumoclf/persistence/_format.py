@@ -5,7 +5,7 @@ import zipfile
 
 FORMAT_NAME = "pneumoclf-model"
 # Documented where it is public, in the package's __init__.
-FORMAT_VERSION = "2.4"
+FORMAT_VERSION = "2.5"
 
 # Major versions this pneumoclf reads.
 _READABLE_MAJORS = ("1", "2")

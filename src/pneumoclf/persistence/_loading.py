@@ -244,6 +244,7 @@ _UNCALIBRATED = {
     "input_reference_": None,
     "population_reference_": None,
     "adaptations_": (),
+    "training_digests_": None,
 }
 
 

@@ -1,6 +1,7 @@
 """tune(): an Optuna search of the recipe's pipeline, and its best model."""
 
 import functools
+import hashlib
 import os
 import socket
 import warnings
@@ -316,6 +317,14 @@ callable or None, default=None
         study = _create_study(
             optuna, storage, study_name, random_state, pruning, sampler
         )
+        _record_the_search(
+            study,
+            data=_describe_data(paths, y, groups, train, validation),
+            space=search_space,
+            fixed_params=fixed_params,
+            scoring=scoring,
+            random_state=random_state,
+        )
         finished = tuple(optuna.trial.TrialState[state] for state in _FINISHED_STATES)
         n_missing = n_trials - len(study.get_trials(deepcopy=False, states=finished))
         if n_missing > 0:
@@ -339,6 +348,55 @@ callable or None, default=None
     # fixed_params win over a trial's: a resumed study may have searched them.
     best_params = {**default_params, **drawn, **fixed_params}
     return study, make_pipe(best_params).fit(paths, y, cnn__groups=groups)
+
+
+def _describe_data(paths, y, groups, train, validation):
+    """Counts and a digest of the files a study is tuned on, JSON-ready.
+
+    The digest covers the file names (not their folders, which differ between
+    machines) and labels, in order: workers of one study must tune on the same.
+    """
+    positive = np.unique(y)[-1]
+    listing = hashlib.sha256()
+    names = [os.path.basename(path) for path in paths]
+    for path, label in sorted(zip(names, map(str, y), strict=True)):
+        listing.update(f"{path}\t{label}\n".encode("utf-8", "surrogateescape"))
+    return {
+        "n_images": len(paths),
+        "n_pneumonia": int(np.count_nonzero(y == positive)),
+        "n_patients": len(set(groups)),
+        "n_train": len(train),
+        "n_validation": len(validation),
+        "files_sha256": listing.hexdigest(),
+    }
+
+
+def _record_the_search(study, *, data, space, fixed_params, scoring, random_state):
+    """Keep the data and settings in the study; refuse to join one on other data."""
+    recorded = study.user_attrs.get("data")
+    if recorded is not None and recorded != data:
+        raise ValueError(
+            f"Study {study.study_name!r} was tuned on other data "
+            f"({recorded['n_images']} images, files digest "
+            f"{recorded['files_sha256'][:12]}) than these ({data['n_images']} "
+            f"images, {data['files_sha256'][:12]}): its trials' scores would not "
+            "compare. Use the same data folder, or another study name."
+        )
+    study.set_user_attr("data", data)
+    study.set_user_attr(
+        "search_space",
+        "define-by-run function"
+        if callable(space)
+        else {name: repr(distribution) for name, distribution in space.items()},
+    )
+    study.set_user_attr(
+        "fixed_params", {name: repr(v) for name, v in fixed_params.items()}
+    )
+    study.set_user_attr(
+        "scoring", scoring if isinstance(scoring, str) else repr(scoring)
+    )
+    seed = random_state if random_state is None else repr(random_state)
+    study.set_user_attr("random_state", seed)
 
 
 def _default_params(random_state, n_threads, verbose):
