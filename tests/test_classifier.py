@@ -170,7 +170,7 @@ def test_threshold_changes_predictions_without_refitting(fitted, data):
     X, _ = data
     proba = fitted.predict_proba(X)[:, 1]
     model = fitted.model_
-    for threshold in (0.0, 0.3, 0.7, 1.0):
+    for threshold in (0.0, 0.3, 0.7, 0.999):  # the documented range, [0, 1)
         fitted.set_params(threshold=threshold)
         expected = fitted.classes_[(proba >= threshold).astype(int)]
         np.testing.assert_array_equal(fitted.predict(X), expected)
@@ -811,6 +811,36 @@ def test_a_deployment_prevalence_moves_probabilities_and_threshold_together(
     finally:
         clf.set_params(prevalence=None)
     np.testing.assert_array_equal(clf.predict_proba(X)[:, 1], before_proba)
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"prevalence": float("nan")}, "'prevalence'"),
+        ({"prevalence": float("inf")}, "'prevalence'"),
+        ({"prevalence": 0}, "'prevalence'"),
+        ({"prevalence": 1.0}, "'prevalence'"),
+        ({"threshold": float("nan")}, "'threshold'"),
+        ({"threshold": 1.5}, "'threshold'"),
+        ({"threshold": -0.1}, "'threshold'"),
+    ],
+)
+def test_values_set_after_fitting_are_checked_where_predictions_use_them(
+    calibrated_classifier, data, params, named
+):
+    X, _ = data
+    clf = calibrated_classifier
+    saved = {name: clf.get_params()[name] for name in params}
+    clf.set_params(**params)
+    try:
+        for predict in (clf.predict_proba, clf.predict):
+            with pytest.raises(InvalidParameterError, match=named):
+                predict(X[:2])
+        with pytest.raises(InvalidParameterError, match=named):
+            clf.decision_threshold()
+    finally:
+        clf.set_params(**saved)
+    assert clf.predict(X[:2]).shape == (2,)
 
 
 def test_prevalence_needs_calibration(data, fitted):

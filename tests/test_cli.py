@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -243,6 +244,21 @@ def test_info_on_a_model_without_a_card_says_so(awkward_pipeline, tmp_path, caps
     )
 
 
+def test_info_shows_control_characters_of_a_card_as_escapes(
+    awkward_pipeline, tmp_path, capsys
+):
+    from pneumoclf.persistence import save_model
+
+    model = tmp_path / "odd.pneumoclf"
+    card = "# Card\n\x1b]0;retitled\x07\x1b[31mred\x1b[0m\tkept\r\n\x9b2J\n"
+    save_model(awkward_pipeline, model, model_card=card)
+    status, out, _ = _run(capsys, "info", model)
+    assert status == 0
+    assert out == (
+        "# Card\n\\x1b]0;retitled\\x07\\x1b[31mred\\x1b[0m\tkept\\x0d\n\\x9b2J\n"
+    )
+
+
 def test_info_refuses_a_file_that_is_no_model(tmp_path, capsys):
     path = tmp_path / "notes.pneumoclf"
     path.write_text("hello")
@@ -298,6 +314,18 @@ def test_predict_csv(trained, data_dir, capsys):
         probabilities >= pipeline[-1].decision_threshold(), "PNEUMONIA", "NORMAL"
     )
     assert [row["label"] for row in rows] == expected.tolist()
+
+
+def test_predict_refuses_to_replace_a_pipe_given_as_output(
+    trained, data_dir, tmp_path, capsys
+):
+    pipe = tmp_path / "out.csv"
+    os.mkfifo(pipe)
+    status, _, err = _run(capsys, "predict", trained[1], _image_paths(data_dir)[0],
+                          "-o", pipe)  # fmt: skip
+    assert status == 1
+    assert f"{pipe}: Not a regular file" in err
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)
 
 
 def test_predict_json_to_a_file(trained, data_dir, tmp_path, capsys):
@@ -489,7 +517,7 @@ def test_an_onnx_export_is_refused_where_it_cannot_serve(
     image = _image_paths(data_dir)[0]
     status, _, err = _run(capsys, "explain", onnx_export, image, "--out", tmp_path)
     assert status == 1 and "holds no gradients" in err
-    monkeypatch.setenv("PNEUMOCLF_MODEL_KEY", "secret")
+    monkeypatch.setenv("PNEUMOCLF_MODEL_KEY", "a secret of some length")
     status, _, err = _run(capsys, "predict", onnx_export, image)
     assert status == 1 and "carries no signature" in err
 
@@ -823,27 +851,30 @@ def signed_model(data_dir, tmp_path_factory):
     argv = ["train", data_dir, "-o", model, "--epochs", 1, "--image-size", 16,
             "--seed", 0, "--batch-size", 16, "--quiet"]  # fmt: skip
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PNEUMOCLF_MODEL_KEY", "correct horse")
+        patch.setenv("PNEUMOCLF_MODEL_KEY", "correct horse battery staple")
         assert main([str(arg) for arg in argv]) == 0
     return model
 
 
 def test_train_signs_with_the_key_of_the_environment(signed_model, trained):
-    assert load_model(signed_model, key="correct horse") is not None
+    assert load_model(signed_model, key="correct horse battery staple") is not None
     with pytest.raises(pneumoclf.persistence.ModelFileError, match="not signed"):
-        load_model(trained[1], key="correct horse")
+        load_model(trained[1], key="correct horse battery staple")
 
 
 @pytest.mark.parametrize(
     ("key", "model", "status", "message"),
     [
-        ("correct horse", "signed", 0, ""),
+        ("correct horse battery staple", "signed", 0, ""),
         (None, "signed", 0, ""),
-        ("wrong horse", "signed", 1, "or was signed with another key"),
-        ("correct horse", "unsigned", 1, "is not signed, so it is refused"),
+        ("wrong horse battery staple", "signed", 1, "or was signed with another key"),
+        ("correct horse battery staple", "unsigned", 1, "is not signed, so it is"),
         ("", "signed", 2, "PNEUMOCLF_MODEL_KEY is set but empty"),
+        ("k", "signed", 2, "PNEUMOCLF_MODEL_KEY holds 1 bytes; a key that signs"),
+        ("correct horse battery \udcff", "signed", 1, "signed with another key"),
     ],
-    ids=["right-key", "no-key", "wrong-key", "unsigned", "empty-key"],
+    ids=["right-key", "no-key", "wrong-key", "unsigned", "empty-key", "one-byte",
+         "not-utf8"],
 )  # fmt: skip
 def test_predict_checks_the_key_of_the_environment(
     signed_model, trained, data_dir, capsys, monkeypatch, key, model, status, message
@@ -1176,11 +1207,11 @@ def test_adapt_a_signed_model_needs_its_key(
     assert status == 2
     assert "is signed: set PNEUMOCLF_MODEL_KEY" in err
     assert not site_model.exists()
-    monkeypatch.setenv("PNEUMOCLF_MODEL_KEY", "correct horse")
+    monkeypatch.setenv("PNEUMOCLF_MODEL_KEY", "correct horse battery staple")
     status, _, _ = _run(capsys, "adapt", signed_model, local_dir, "-o", site_model)
     assert status == 0
     assert pneumoclf.persistence.is_signed(site_model)
-    assert load_model(site_model, key="correct horse")[-1].adaptations_
+    assert load_model(site_model, key="correct horse battery staple")[-1].adaptations_
 
 
 def test_adapt_refuses_too_few_local_cases(trained, tmp_path, capsys, monkeypatch):

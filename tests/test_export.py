@@ -1,6 +1,7 @@
 """ONNX export, and prediction from it without TensorFlow."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -173,6 +174,15 @@ def _rewritten(exported, tmp_path, **changes):
         ({"resize": '"crop"'}, "resize 'crop' is unknown"),
         ({"calibration": "not json"}, "damaged pneumoclf metadata"),
         ({"input_reference": '{"mean": [1.0]}'}, "damaged pneumoclf metadata"),
+        ({"classes": '["PNEUMONIA", "NORMAL"]'}, "the pneumonia class last"),
+        ({"classes": '["NORMAL", "NORMAL"]'}, "the pneumonia class last"),
+        ({"classes": '[0, "PNEUMONIA"]'}, "of one kind"),
+        ({"calibration": "[-1.0, 0.0]"}, "is not a positive slope"),
+        ({"calibration": "[1.0]"}, "is not a positive slope"),
+        ({"prevalence": "5"}, "prevalence 5 is not in"),
+        ({"prevalence": "0"}, "prevalence 0 is not in"),
+        ({"training_prevalence": "1"}, "training_prevalence 1 is not in"),
+        ({"image_size": "[30000, 30000]"}, r"not one batch of images of shape \(30000"),
     ],
 )
 def test_a_file_that_is_not_a_sound_export_is_refused(
@@ -258,3 +268,24 @@ def test_predictions_do_not_depend_on_how_many_images_run_at_once(exported):
     probabilities, checks = model.predict_proba_and_check_inputs(X)
     np.testing.assert_array_equal(probabilities, whole)
     np.testing.assert_array_equal(checks, model.check_inputs(X))
+
+
+def test_a_graph_with_other_outputs_is_refused(exported, tmp_path):
+    proto = onnx.load(exported)
+    decoy = onnx.helper.make_tensor_value_info(
+        proto.graph.output[0].name, onnx.TensorProto.FLOAT, None
+    )
+    proto.graph.output.append(decoy)
+    path = tmp_path / "decoy.onnx"
+    onnx.save(proto, path)
+    with pytest.raises(ValueError, match="is not a pneumoclf ONNX export: its outputs"):
+        OnnxPneumoniaModel(path)
+
+
+def test_a_path_that_is_no_regular_file_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "model.onnx"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="is not a regular file"):
+        OnnxPneumoniaModel(fifo)
+    with pytest.raises(ValueError, match="cannot be read"):
+        OnnxPneumoniaModel(tmp_path / "absent.onnx")

@@ -7,6 +7,7 @@ import math
 import os
 import pickle
 import re
+import stat
 import struct
 import subprocess
 import tempfile
@@ -557,10 +558,10 @@ def test_a_removed_model_card_is_refused(fitted, tmp_path):
 
 def test_a_signed_card_is_checked_with_the_key(fitted, tmp_path):
     path = tmp_path / "model.pneumoclf"
-    save_model(fitted[0], path, model_card=CARD, key="secret")
-    assert read_model_card(path, key="secret") == CARD
+    save_model(fitted[0], path, model_card=CARD, key="a secret of some length")
+    assert read_model_card(path, key="a secret of some length") == CARD
     with pytest.raises(ModelFileError, match="signed with another key"):
-        read_model_card(path, key="other")
+        read_model_card(path, key="another secret, as long")
     forged = b"# Model card\n\n- approved for diagnosis\n"
     _rewrite(
         path,
@@ -569,7 +570,7 @@ def test_a_signed_card_is_checked_with_the_key(fitted, tmp_path):
     )
     assert read_model_card(path) == forged.decode()  # consistent, but not signed
     with pytest.raises(ModelFileError, match="altered since it was signed"):
-        read_model_card(path, key="secret")
+        read_model_card(path, key="a secret of some length")
 
 
 def test_a_model_card_must_be_text(fitted, tmp_path):
@@ -608,6 +609,16 @@ def test_saving_over_a_directory_names_it_and_leaves_nothing(
     assert raised.value.filename == str(folder)
     assert list(tmp_path.iterdir()) == [folder]
     assert list(folder.iterdir()) == []
+
+
+def test_saving_over_a_pipe_is_refused_and_leaves_the_pipe(awkward_pipeline, tmp_path):
+    pipe = tmp_path / "model.pneumoclf"
+    os.mkfifo(pipe)
+    with pytest.raises(FileExistsError, match="Not a regular file") as raised:
+        save_model(awkward_pipeline, pipe)
+    assert raised.value.filename == str(pipe)
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)
+    assert list(tmp_path.iterdir()) == [pipe]
 
 
 def test_saving_into_a_missing_folder_names_the_folder(awkward_pipeline, tmp_path):
@@ -1224,11 +1235,13 @@ def test_a_pipeline_memory_folder_is_not_saved(awkward_pipeline, tmp_path):
 @pytest.fixture(scope="module")
 def signed_file(awkward_pipeline, tmp_path_factory):
     path = tmp_path_factory.mktemp("signed") / "signed.pneumoclf"
-    save_model(awkward_pipeline, path, key="correct horse")
+    save_model(awkward_pipeline, path, key="correct horse battery staple")
     return path
 
 
-@pytest.mark.parametrize("key", ["correct horse", b"correct horse"])
+@pytest.mark.parametrize(
+    "key", ["correct horse battery staple", b"correct horse battery staple"]
+)
 def test_a_signed_file_loads_with_its_key(signed_file, held_out_files, key):
     loaded = load_model(signed_file, key=key)
 
@@ -1245,7 +1258,7 @@ def test_a_signed_file_loads_without_a_key(signed_file, held_out_files):
 
 def test_an_unsigned_file_is_refused_when_a_key_is_given(awkward_model_file):
     with pytest.raises(ModelFileError, match="is not signed, so it is refused"):
-        load_model(awkward_model_file, key="correct horse")
+        load_model(awkward_model_file, key="correct horse battery staple")
 
 
 def _recomputed_checksum(members):
@@ -1279,18 +1292,25 @@ def test_an_altered_signed_file_is_refused(
     path = write_members(tmp_path / "m.pneumoclf", members)
 
     with pytest.raises(ModelFileError, match="altered since it was signed") as raised:
-        load_model(path, key="correct horse")
+        load_model(path, key="correct horse battery staple")
     assert str(path) in str(raised.value)
 
 
 def test_a_file_signed_with_another_key_is_refused(signed_file):
     with pytest.raises(ModelFileError, match="or was signed with another key"):
-        load_model(signed_file, key="wrong horse")
+        load_model(signed_file, key="wrong horse battery staple")
 
 
 @pytest.mark.parametrize("key", ["", b"", 1234])
 def test_an_empty_or_odd_key_is_refused(awkward_pipeline, tmp_path, key):
     with pytest.raises(TypeError, match="key must be a non-empty str or bytes"):
+        save_model(awkward_pipeline, tmp_path / "m.pneumoclf", key=key)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("key", ["k", b"fifteen bytes!!"])
+def test_a_short_key_is_refused(awkward_pipeline, tmp_path, key):
+    with pytest.raises(ValueError, match="needs at least 16"):
         save_model(awkward_pipeline, tmp_path / "m.pneumoclf", key=key)
     assert list(tmp_path.iterdir()) == []
 

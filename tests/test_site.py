@@ -170,8 +170,8 @@ def test_adapt_warns_when_the_site_disagrees_with_validation(site_model, local_c
 def test_an_adapted_model_file_keeps_the_adaptation(site_model, local_cases, tmp_path):
     X, y = local_cases
     adapted = quietly(adapt_to_site, site_model, X, y)
-    save_model(adapted, tmp_path / "site.pneumoclf", key="k")
-    loaded = load_model(tmp_path / "site.pneumoclf", key="k")
+    save_model(adapted, tmp_path / "site.pneumoclf", key="a key of sixteen bytes")
+    loaded = load_model(tmp_path / "site.pneumoclf", key="a key of sixteen bytes")
     assert loaded.adaptations_ == adapted.adaptations_
     np.testing.assert_array_equal(
         loaded.population_reference_.scores, adapted.population_reference_.scores

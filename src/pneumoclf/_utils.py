@@ -201,6 +201,14 @@ def check_writable_destination(path):
     """Name ``path`` itself, not the temporary file, when it cannot be written."""
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if path.exists() and not path.is_file():
+        # Renaming over a device or a pipe would replace it with a regular file.
+        raise FileExistsError(
+            errno.EEXIST,
+            "Not a regular file (a device, pipe or socket), which writing would "
+            "replace; name a regular file",
+            str(path),
+        )
     if not path.parent.is_dir():
         raise FileNotFoundError(
             errno.ENOENT, "No such folder to write the file in", str(path.parent)

@@ -19,6 +19,7 @@ from ._compat import (
     check_feature_names,
     check_n_features,
     fit_context,
+    validate_parameters,
 )
 from ._docstring import NETWORK_PARAMETER_DOCS, Substitution
 from ._utils import binary_target, is_pneumonia
@@ -529,6 +530,9 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
     @property
     def threshold_(self):
         check_is_fitted(self)
+        # set_params after fit bypasses fit's checks: threshold and prevalence
+        # are checked again wherever a prediction uses them.
+        validate_parameters(self)
         if self.threshold != "auto":
             return float(self.threshold)
         if self.chosen_threshold_ is None:
@@ -540,6 +544,7 @@ class PneumoniaCNNClassifier(ClassifierMixin, BaseEstimator):
 
     def _deployed(self, probabilities):
         """Calibrated probabilities moved to ``prevalence``, when it is set."""
+        validate_parameters(self)
         check_prevalence(self.prevalence, self.calibration_)
         return with_prevalence(
             probabilities, trained=self.training_prevalence_, deployed=self.prevalence

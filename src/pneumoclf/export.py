@@ -18,7 +18,9 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import os
+import stat
 import tempfile
 import warnings
 
@@ -278,6 +280,7 @@ class OnnxPneumoniaModel:
         options = ort.SessionOptions()
         if n_threads is not None:
             options.intra_op_num_threads = n_threads
+        _check_regular_file(path)
         try:
             self._session = ort.InferenceSession(
                 os.fspath(path), options, providers=["CPUExecutionProvider"]
@@ -296,6 +299,7 @@ class OnnxPneumoniaModel:
         )
         height, width = self.metadata_["image_size"]
         self.image_shape_ = (height, width, 1)
+        _check_graph(self._session, self.image_shape_, self.input_reference_, self.path)
         self._input = self._session.get_inputs()[0].name
 
     @functools.cached_property
@@ -409,6 +413,11 @@ class OnnxPneumoniaModel:
             for start in range(0, len(images), _BATCH)
         ] or [self._session.run(None, {self._input: images})]
         scores = np.concatenate([outputs[0].reshape(-1) for outputs in runs])
+        if len(scores) != len(images):
+            raise ValueError(
+                f"{self.path} gives {len(scores)} scores for {len(images)} images: "
+                "its graph is not the one pneumoclf exported."
+            )
         if len(runs[0]) < 2:
             return scores, None
         return scores, np.concatenate([outputs[1] for outputs in runs])
@@ -475,12 +484,62 @@ def _read_metadata(session, path):
     return metadata
 
 
+def _check_regular_file(path):
+    """Refuse a folder, pipe or device before opening: reading a pipe may block."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        raise ValueError(
+            f"{os.fspath(path)} cannot be read ({error.strerror or error})."
+        ) from None
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{os.fspath(path)} is not a regular file.")
+
+
+def _check_graph(session, image_shape, reference, path):
+    """Refuse a graph whose inputs or outputs are not those of an export."""
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    problems = []
+    if len(inputs) != 1 or list(inputs[0].shape[1:]) != list(image_shape):
+        shapes = [list(node.shape) for node in inputs]
+        problems.append(
+            f"its inputs {shapes} are not one batch of images of shape {image_shape}, "
+            "as its metadata says"
+        )
+    found = [list(node.shape[1:]) for node in outputs]
+    features = found[1:]
+    if reference is not None:
+        features_fit = features in ([], [[len(reference.mean)]])
+    else:  # an export whose reference was left out may still give features
+        features_fit = len(features) <= 1 and all(len(f) == 1 for f in features)
+    if found[:1] != [[1]] or not features_fit:
+        problems.append(
+            f"its outputs of shapes {found} are not a score per image (and the "
+            "features of the input check)"
+        )
+    if problems:
+        raise ValueError(
+            f"{path} is not a pneumoclf ONNX export: {'; '.join(problems)}."
+        )
+
+
+def _two_ordered_labels(classes):
+    """Two labels of one kind (text, or integers), the pneumonia class last."""
+    if not (isinstance(classes, list) and len(classes) == 2):
+        return False
+    kinds = {type(label) for label in classes}
+    return kinds in ({str}, {int}) and classes[0] < classes[1]
+
+
 def _check_metadata(metadata, path):
     """Refuse metadata that would predict something other than what was exported."""
     problems = []
     classes = metadata["classes"]
-    if not (isinstance(classes, list) and len(classes) == 2):
-        problems.append(f"classes {classes!r} are not two labels")
+    if not _two_ordered_labels(classes):
+        problems.append(
+            f"classes {classes!r} are not two labels, of one kind, the pneumonia "
+            "class last"
+        )
     threshold = metadata["threshold"]
     if not (isinstance(threshold, float | int) and 0 <= threshold < 1):
         problems.append(f"threshold {threshold!r} is not in [0, 1)")
@@ -495,9 +554,23 @@ def _check_metadata(metadata, path):
         problems.append(f"resize {metadata['resize']!r} is unknown")
     if metadata["normalize"] not in (None, "equalize"):
         problems.append(f"normalize {metadata['normalize']!r} is unknown")
-    prevalence = metadata["training_prevalence"]
-    if not (isinstance(prevalence, float | int) and 0 < prevalence < 1):
-        problems.append(f"training_prevalence {prevalence!r} is not in (0, 1)")
+    for name in ("training_prevalence", "prevalence"):
+        prevalence = metadata[name]
+        if name == "prevalence" and prevalence is None:
+            continue
+        if not (isinstance(prevalence, float | int) and 0 < prevalence < 1):
+            problems.append(f"{name} {prevalence!r} is not in (0, 1)")
+    calibration = metadata["calibration"]
+    if calibration is not None and not (
+        isinstance(calibration, list)
+        and len(calibration) == 2
+        and all(isinstance(part, float | int) for part in calibration)
+        and all(math.isfinite(part) for part in calibration)
+        and calibration[0] > 0
+    ):
+        problems.append(
+            f"calibration {calibration!r} is not a positive slope and an intercept"
+        )
     if problems:
         raise ValueError(
             f"{path} has damaged pneumoclf metadata: {'; '.join(problems)}."

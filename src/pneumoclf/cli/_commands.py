@@ -9,12 +9,14 @@ import io
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 import time
 import warnings
 
 from .._utils import atomic_open, is_pneumonia
+from ..persistence import MIN_KEY_BYTES
 from ..recipes import (
     DEMO_SPLIT,
     DEMO_VALIDATION_FRACTION,
@@ -290,8 +292,18 @@ def run_info(args):
             "('pneumoclf train' writes one)."
         )
         return 0
-    _write_to_stdout(card)
+    _write_to_stdout(_without_control_characters(card))
     return 0
+
+
+# Control characters but newline and tab (C0, DEL, C1): in a terminal they move the
+# cursor, recolour, retitle the window, or worse.
+_CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _without_control_characters(text):
+    """``text`` with each control character shown as its escape, e.g. ``\\x1b``."""
+    return _CONTROL_CHARACTERS.sub(lambda match: f"\\x{ord(match[0]):02x}", text)
 
 
 def run_predict(args):
@@ -940,10 +952,19 @@ def _check_output_path(path, option):
 def _model_key():
     """The key of ``PNEUMOCLF_MODEL_KEY`` that signs and checks model files."""
     key = os.environ.get(MODEL_KEY_VARIABLE)
-    if key == "":
+    if key is None:
+        return None
+    key = os.fsencode(key)  # the bytes as set, whatever their encoding
+    if key == b"":
         raise UsageError(
             f"{MODEL_KEY_VARIABLE} is set but empty: set it to the key that signs "
             "model files, or unset it."
+        )
+    if len(key) < MIN_KEY_BYTES:
+        raise UsageError(
+            f"{MODEL_KEY_VARIABLE} holds {len(key)} bytes; a key that signs model "
+            f"files needs at least {MIN_KEY_BYTES}, best 32 random ones (python -c "
+            '"import secrets; print(secrets.token_urlsafe(32))").'
         )
     return key
 

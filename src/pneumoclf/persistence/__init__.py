@@ -36,11 +36,12 @@ import importlib
 from .._deprecation import made_private
 from .._utils import atomic_open as _atomic_open
 from ..exceptions import ModelFileError
-from . import _format
+from . import _archive, _format
 from ._archive import is_signed, read_model_card
 
 __all__ = [
     "FORMAT_VERSION",
+    "MIN_KEY_BYTES",
     "ModelFileError",
     "is_signed",
     "load_model",
@@ -58,6 +59,9 @@ __all__ = [
 #: (:mod:`pneumoclf.site`); 2.5 ``training_digests_``. Files of version 1.x are still
 #: read.
 FORMAT_VERSION = _format.FORMAT_VERSION
+
+#: Fewest bytes a signing key may hold; a shorter ``key`` is refused.
+MIN_KEY_BYTES = _archive.MIN_KEY_BYTES
 
 # Loading and saving need TensorFlow and scikit-learn; reading a card or telling a
 # signed file does not, so those two are imported on first use.

@@ -30,12 +30,22 @@ from ._format import (
     FORMAT_NAME,
 )
 
+#: Fewest bytes a signing key may have: a shorter one can be guessed.
+MIN_KEY_BYTES = 16
+
 
 def _key_bytes(key):
     if isinstance(key, str):
-        key = key.encode()
+        # Text from the environment carries undecodable bytes as surrogates.
+        key = key.encode("utf-8", "surrogateescape")
     if not isinstance(key, bytes) or not key:
-        raise TypeError(f"key must be a non-empty str or bytes, got {key!r}")
+        raise TypeError(f"key must be a non-empty str or bytes, got {key!r:.40}")
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(
+            f"key has {len(key)} bytes; a key that signs model files needs at least "
+            f'{MIN_KEY_BYTES}, best 32 random ones (python -c "import secrets; '
+            'print(secrets.token_urlsafe(32))").'
+        )
     return key
 
 
