@@ -31,6 +31,7 @@ from PIL import Image
 from synthetic import write_split
 
 import pneumoclf
+from pneumoclf import ImageLoader
 from pneumoclf.cli import _commands, main
 from pneumoclf.datasets import patient_id
 from pneumoclf.metrics import (
@@ -209,7 +210,7 @@ def test_info_prints_the_model_card_train_wrote(trained, capsys):
     assert status == 0
     assert out == model.with_name("model.card.md").read_text(encoding="utf-8")
     assert out.startswith("# Model card")
-    assert "(folders: train, val): NORMAL 24 images of 20 patients" in out
+    assert "(folders: `train`, `val`): NORMAL 24 images of 20 patients" in out
 
 
 def _modules_loaded_by(*argv):
@@ -326,6 +327,35 @@ def test_predict_refuses_to_replace_a_pipe_given_as_output(
     assert status == 1
     assert f"{pipe}: Not a regular file" in err
     assert stat.S_ISFIFO(os.stat(pipe).st_mode)
+
+
+def test_predict_reads_and_scores_in_parts_with_the_same_rows(
+    trained, data_dir, tmp_path, capsys, monkeypatch
+):
+    paths = _image_paths(data_dir)[:7]
+    broken = [tmp_path / "broken_1.jpeg", tmp_path / "broken_2.jpeg"]
+    for path in broken:
+        path.write_bytes(b"not an image")
+    files = [paths[0], broken[0], *paths[1:5], broken[1], *paths[5:]]
+    skip = ("--on-error", "skip", "--json")
+    _, whole, _ = _run(capsys, "predict", trained[1], *files, *skip)
+
+    seen = []
+    transform = ImageLoader.transform
+    monkeypatch.setattr(_commands, "FILES_AT_ONCE", 3)
+    monkeypatch.setattr(
+        ImageLoader,
+        "transform",
+        lambda self, X: seen.append(len(X)) or transform(self, X),
+    )
+    status, parts, err = _run(capsys, "predict", trained[1], *files, *skip)
+    assert status == 3
+    assert json.loads(parts) == json.loads(whole)
+    assert max(seen) <= 3
+    assert err.count("skipped") == 2
+    status, _, err = _run(capsys, "predict", trained[1], *files)
+    assert status == 1  # both named, though they lie in different parts
+    assert str(broken[0]) in err and str(broken[1]) in err
 
 
 def test_predict_json_to_a_file(trained, data_dir, tmp_path, capsys):

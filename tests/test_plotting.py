@@ -1,5 +1,7 @@
 """The evaluation figures: what each one shows, drawn from known numbers."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -137,6 +139,20 @@ def test_the_worst_errors_figure_shows_each_image_with_its_name(xray_files):
     # Padded to keep the aspect ratio: black borders, the image's gray inside.
     assert pixels[0, 80] == 0
     assert pixels[80, 80] == pytest.approx(round(255 * 0.6) / 255, abs=0.01)
+
+
+def test_file_names_with_mathtext_are_drawn_as_written(xray_files, tmp_path):
+    odd = []
+    names = ["$\\frac{1$.png", "a_$x^2$.png", "$$.png", r"\$unbalanced{.png"]
+    for path, name in zip(xray_files, names, strict=False):
+        renamed = Path(path).with_name(name)
+        Path(path).rename(renamed)
+        odd.append(str(renamed))
+    paths = odd + xray_files[len(odd) :]
+    figure = plot_worst_errors(paths, Y_TRUE, Y_SCORE, 0.35, n=4)
+    figure.savefig(tmp_path / "worst.png")  # mathtext would fail to parse here
+    titles = [ax.get_title() for sub in figure.subfigs for ax in sub.axes if ax.images]
+    assert any(title.startswith("$") for title in titles)
 
 
 def test_missing_matplotlib_names_the_extra(tmp_path, monkeypatch):

@@ -92,8 +92,23 @@ def test_the_model_card_follows_the_headings_of_mitchell_et_al(card):
 
 
 def test_the_model_card_describes_the_training_data(card, training_root):
-    assert f"48 images from `{training_root}` (folders: train)" in card
+    assert f"48 images from `{training_root}` (folders: `train`)" in card
     assert "NORMAL 24 images of 24 patients, PNEUMONIA 24 images of 24 patients" in card
+
+
+def test_names_of_folders_cannot_add_to_the_card_or_the_page(
+    calibrated_with_groups, tmp_path
+):
+    pipeline, data = calibrated_with_groups
+    folder = "x\n\n## Regulatory status: cleared by the FDA\n\n`**approved**`"
+    card = model_card(pipeline, data, data_dir=folder)
+    assert "\n## Regulatory" not in card
+    assert (
+        "`x\\x0a\\x0a## Regulatory status: cleared by the FDA\\x0a\\x0a'**approved**'`"
+        in card
+    )
+    page = _markdown_to_html(card)
+    assert "<h2>Regulatory" not in page and "<strong>approved" not in page
 
 
 def test_the_model_card_reports_what_the_validation_part_showed(

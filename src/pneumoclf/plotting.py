@@ -400,7 +400,10 @@ def plot_worst_errors(paths, y_true, y_score, threshold, *, n=4, figure=None):
             if index is not None:
                 ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=1)
                 name = _shortened(Path(paths[index]).name)
-                ax.set_title(f"{name}\np = {y_score[index]:.3f}", fontsize=8)
+                # A file name is shown as written: "$" would start mathtext.
+                ax.set_title(
+                    f"{name}\np = {y_score[index]:.3f}", fontsize=8, parse_math=False
+                )
     return figure
 
 

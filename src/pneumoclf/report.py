@@ -199,7 +199,9 @@ def _model_details(estimator, classifier):
         f"Seed (`random_state`): {classifier.random_state}.",
         f"Versions: {_versions()}.",
         "Parameters: "
-        + "; ".join(f"`{name}={value!r}`" for name, value in sorted(settings.items()))
+        + "; ".join(
+            _as_code(f"{name}={value!r}") for name, value in sorted(settings.items())
+        )
         + ".",
     ]
 
@@ -266,11 +268,11 @@ def _metrics(classifier):
 def _training_data(classifier, data, data_dir):
     target = np.asarray(data.target)
     groups = np.asarray(data.groups)
-    where = f" from `{data_dir}`" if data_dir is not None else ""
+    where = f" from {_as_code(data_dir)}" if data_dir is not None else ""
     splits = sorted(set(data.get("split", [])) - {""})
     return [
         f"{len(target)} images{where}"
-        + (f" (folders: {', '.join(splits)})" if splits else "")
+        + (f" (folders: {', '.join(map(_as_code, splits))})" if splits else "")
         + f": NORMAL {_count(target, 0, groups)}, PNEUMONIA "
         f"{_count(target, 1, groups)}.",
         "Outcome: the label of the folder each image lies in (NORMAL, "
@@ -279,6 +281,21 @@ def _training_data(classifier, data, data_dir):
         "name, so no image was silently left out or imputed.",
         f"Class weights: {classifier.class_weight}.",
     ]
+
+
+# Characters that would end a line of Markdown, or act on a terminal, in a name.
+_BREAKING = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _as_code(text):
+    """``text``, a name from a file or folder, as a Markdown code span.
+
+    Shown as written and never read as Markdown: line breaks and other control
+    characters become escapes such as ``\\x0a``, and backticks, which would end
+    the span, quotes.
+    """
+    text = _BREAKING.sub(lambda match: f"\\x{ord(match[0]):02x}", str(text))
+    return "`" + text.replace("`", "'") + "`"
 
 
 def _count(target, label, groups):
@@ -611,9 +628,15 @@ def _markdown_to_html(text):
 
 
 def _inline(text):
-    text = html.escape(text, quote=False)
-    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
-    return re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
+    """HTML of one line: code spans shown as written, ``**bold**`` outside them."""
+    pieces = []
+    for piece in re.split(r"(`[^`]+`)", text):
+        if len(piece) > 1 and piece[0] == piece[-1] == "`":
+            pieces.append(f"<code>{html.escape(piece[1:-1], quote=False)}</code>")
+        else:
+            escaped = html.escape(piece, quote=False)
+            pieces.append(re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped))
+    return "".join(pieces)
 
 
 _PAGE = """<!DOCTYPE html>

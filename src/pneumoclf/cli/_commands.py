@@ -413,6 +413,10 @@ def _scores_and_checks(model, paths, args):
     """Pneumonia probability and input check of each file, with no input warning."""
     from ..exceptions import InputCheckWarning
 
+    both = getattr(model, "predict_proba_and_check_inputs", None)
+    if both is not None and not args.skip_input_check:  # one run of the network
+        probabilities, checks = both(paths)
+        return probabilities[:, 1], [str(check) for check in checks]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InputCheckWarning)  # the rows say it
         scores = model.predict_proba(paths)[:, 1]
@@ -666,6 +670,10 @@ def _warn_if_trained_on(pipeline, paths, folder):
         )
 
 
+#: Most images of a folder the shift check of ``predict`` and ``evaluate`` reads.
+SITE_CHECK_SAMPLE = 1000
+
+
 def _warn_if_site_shifted(pipeline, paths):
     """Warn when enough images are given and they differ from the model's population."""
     from ..exceptions import SiteShiftWarning
@@ -673,6 +681,11 @@ def _warn_if_site_shifted(pipeline, paths):
 
     if len(paths) < MIN_BATCH or pipeline[-1].population_reference_ is None:
         return
+    if len(paths) > SITE_CHECK_SAMPLE:  # a sample tells as much, in bounded memory
+        import numpy as np
+
+        chosen = np.random.default_rng(0).choice(len(paths), SITE_CHECK_SAMPLE, False)
+        paths = [paths[index] for index in np.sort(chosen)]
     finding = check_site(pipeline, paths)
     if finding.shifted:
         warnings.warn(finding.message, SiteShiftWarning, stacklevel=2)
@@ -694,31 +707,58 @@ def _image_files(arguments):
     return files
 
 
+#: Files ``predict`` and ``explain`` read and score at once: memory stays bounded
+#: whatever the number of files.
+FILES_AT_ONCE = 512
+
+
 def _on_readable_files(work, files, args):
-    """Run ``work(files)``; with ``--on-error skip``, on the readable ones only.
+    """Run ``work`` on ``files`` in parts; with ``--on-error skip``, on the readable.
+
+    ``work`` takes a list of files and returns a tuple of per-file sequences.
 
     Returns
     -------
     files : list of str
         The files worked on.
-    result
-        What ``work`` returned for them.
+    result : tuple
+        What ``work`` returned, joined over the parts.
     skipped : list of (str, str)
         Each unreadable file left out, with its reason, also reported on stderr.
     """
     from ..preprocessing import ImageLoadError
 
-    try:
-        return files, work(files), []
-    except ImageLoadError as error:
-        if args.on_error == "stop" or len(error.failures) == len(files):
-            raise
-        skipped = [(os.fspath(path), reason) for path, reason in error.failures]
+    kept, results, skipped = [], [], []
+    for start in range(0, len(files), FILES_AT_ONCE):
+        part = files[start : start + FILES_AT_ONCE]
+        try:
+            results.append(work(part))
+            kept += part
+            continue
+        except ImageLoadError as error:
+            failures = [(os.fspath(path), reason) for path, reason in error.failures]
+        skipped += failures
+        unreadable = {path for path, _ in failures}
+        readable = [path for path in part if os.fspath(path) not in unreadable]
+        if readable and args.on_error == "skip":
+            results.append(work(readable))
+            kept += readable
+    if skipped and (args.on_error == "stop" or not kept):
+        # Every unreadable file at once, not only those of the first part.
+        raise ImageLoadError(skipped, n_images=len(files))
     for path, reason in skipped:
         print(f"{PROG}: skipped {path}: {reason}", file=sys.stderr)
-    unreadable = {path for path, _ in skipped}
-    kept = [path for path in files if os.fspath(path) not in unreadable]
-    return kept, work(kept), skipped
+    columns = zip(*results, strict=True)
+    return kept, tuple(_joined(column) for column in columns), skipped
+
+
+def _joined(parts):
+    """Per-file sequences of the parts, one after the other."""
+    import numpy as np
+
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts)
+    return [item for part in parts for item in part]
 
 
 def _rows_as_table(rows):

@@ -216,6 +216,7 @@ def labelled_overlay(image, heatmap, title, *, alpha=0.4, colormap="jet"):
         ha="center",
         va="center",
         fontsize=font,
+        parse_math=False,  # a file name is shown as written
     )
     canvas = FigureCanvasAgg(figure)
     canvas.draw()
@@ -265,7 +266,7 @@ def plot_heatmaps(estimator, paths, *, method="integrated_gradients", n_columns=
         axes.ravel(), pictures, titles, strict=False
     ):
         ax.imshow(overlay_heatmap(image, heatmap))
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=9, parse_math=False)
     figure.colorbar(
         ScalarMappable(Normalize(0, 1), _colormap("jet")),
         ax=axes,
