@@ -309,6 +309,20 @@ def _dicom_split(folder):
             save_dicom(folder / label / name, pixels, PatientID=patient, **WINDOW)
 
 
+def test_dicom_files_that_all_name_one_patient_are_warned_about(tmp_path):
+    pytest.importorskip("pydicom")
+    from synthetic import save_dicom
+
+    pixels = np.full((8, 8), 1000, dtype=np.uint16)
+    for label in ("NORMAL", "PNEUMONIA"):
+        (tmp_path / label).mkdir()
+        for i in range(3):
+            save_dicom(tmp_path / label / f"{i}.dcm", pixels, PatientID="ANON")
+    with pytest.warns(UserWarning, match="All 6 images of .* belong to one patient"):
+        data = load_chest_xray(tmp_path)
+    assert set(data.groups) == {"ANON"}
+
+
 def test_load_chest_xray_reads_dicom_files_and_groups_them_by_patient_id(tmp_path):
     _dicom_split(tmp_path)
     data = load_chest_xray(tmp_path)

@@ -289,3 +289,26 @@ def test_a_path_that_is_no_regular_file_is_refused_without_blocking(tmp_path):
         OnnxPneumoniaModel(fifo)
     with pytest.raises(ValueError, match="cannot be read"):
         OnnxPneumoniaModel(tmp_path / "absent.onnx")
+
+
+def test_an_export_works_away_from_its_output_and_names_it_on_failure(
+    awkward_pipeline, tmp_path, monkeypatch
+):
+    import errno
+
+    import keras
+
+    workdirs = []
+
+    def full_disk(network, filepath, **kwargs):
+        workdirs.append(os.path.dirname(filepath))
+        raise OSError(errno.ENOSPC, "No space left on device", filepath)
+
+    monkeypatch.setattr(keras.Model, "export", full_disk)
+    output = tmp_path / "model.onnx"
+    with pytest.raises(OSError, match="No space left on device") as raised:
+        export_onnx(awkward_pipeline, output)
+    assert raised.value.filename == str(output)
+    # A killed export would leave the converter's folder where it worked.
+    assert os.path.dirname(workdirs[0]) != str(tmp_path)
+    assert list(tmp_path.iterdir()) == [] and not os.path.exists(workdirs[0])

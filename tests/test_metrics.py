@@ -893,3 +893,13 @@ def test_clinical_report_with_a_refer_band():
     assert "Specificity, labelled  100.00%" in text
     with pytest.raises(ValueError, match="refer band needs unweighted"):
         clinical_report([0, 1], [0.2, 0.8], refer_band=0.1, sample_weight=[1, 2])
+
+
+def test_one_patient_gives_no_auc_interval_rather_than_a_zero_width_one():
+    y_true, y_score = [0, 0, 1, 1, 0, 1], [0.1, 0.4, 0.35, 0.8, 0.2, 0.9]
+    with pytest.warns(UserWarning, match="belong to 1 patient"):
+        report = clinical_report(
+            y_true, y_score, confidence=0.95, groups=["ANON"] * 6, random_state=0
+        )
+    assert np.isnan(report["intervals"]["roc_auc"]).all()
+    assert report["roc_auc"] == pytest.approx(8 / 9)

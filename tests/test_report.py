@@ -96,6 +96,40 @@ def test_the_model_card_describes_the_training_data(card, training_root):
     assert "NORMAL 24 images of 24 patients, PNEUMONIA 24 images of 24 patients" in card
 
 
+def test_the_card_warns_when_the_grouping_by_patient_collapsed(calibrated_with_groups):
+    pipeline, data = calibrated_with_groups
+    collapsed = data.__class__(**{**data, "groups": np.full(len(data.groups), "ANON")})
+    card = model_card(pipeline, collapsed)
+    assert "every NORMAL and every PNEUMONIA image names the same patient" in card
+    assert "grouping by patient collapsed" not in model_card(pipeline, data)
+
+
+def test_the_card_says_when_the_automatic_threshold_rule_could_not_run(training_root):
+    data = load_chest_xray(training_root)
+    classifier = PneumoniaCNNClassifier(
+        n_conv_blocks=2, filters=4, dense_units=8, epochs=1, threshold="auto",
+        random_state=0,
+    )  # fmt: skip
+    pipeline = Pipeline([("load", ImageLoader(image_size=16)), ("cnn", classifier)])
+    few = np.r_[0:6, len(data.target) - 6 : len(data.target)]  # too few to hold out
+    with pytest.warns(UserWarning, match="too few to hold out a validation part"):
+        pipeline.fit(data.paths[few], data.target[few])
+    card = model_card(pipeline, data)
+    assert (
+        "Threshold rule: none applied: the automatic rule (the threshold with the "
+        "best F2 score (recall weighted over precision) among those with a "
+        "specificity of at least 50% on the validation part) had no validation "
+        "part to run on, so the default threshold was kept" in card
+    )
+
+
+def test_the_card_states_the_automatic_rule_that_was_applied(card):
+    assert (
+        "Threshold rule: the threshold with the best specificity among those whose "
+        "recall on the validation part reaches 90%" in card
+    )
+
+
 def test_names_of_folders_cannot_add_to_the_card_or_the_page(
     calibrated_with_groups, tmp_path
 ):

@@ -11,6 +11,7 @@ evaluation must split by patient.
 
 import os
 import re
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -199,13 +200,29 @@ def load_chest_xray(root, *, detect_dicom=False):
 
     images, target, split = zip(*records, strict=True)
     paths = np.array([str(image) for image in images])
+    groups = np.array([patient_id(path) for path in paths])
+    _warn_if_one_patient(groups, root)
     return Bunch(
         paths=paths,
         target=np.array(target, dtype=int),
         target_names=np.array(TARGET_NAMES),
-        groups=np.array([patient_id(path) for path in paths]),
+        groups=groups,
         split=np.array(split),
     )
+
+
+def _warn_if_one_patient(groups, root):
+    """Warn when every image names the same patient: the grouping collapsed."""
+    patients = np.unique(groups)
+    if len(groups) > 1 and len(patients) == 1:
+        warnings.warn(
+            f"All {len(groups)} images of {root} belong to one patient, "
+            f"{patients[0]!r}: de-identified DICOM files often share one PatientID. "
+            "Splits and intervals by patient cannot work so; rename the files by "
+            "patient or give the true patients as groups.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def find_images(folder, *, detect_dicom=False):

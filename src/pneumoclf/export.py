@@ -120,14 +120,22 @@ def export_onnx(estimator, path):
         "pneumoclf_format": FORMAT,
         **{key: json.dumps(value) for key, value in _metadata(loader, classifier)},
     }
-    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
-    with tempfile.TemporaryDirectory(dir=folder) as workdir:
+    # The converter's files go to the system's temporary folder, not beside the
+    # output, where a killed export would leave them.
+    with tempfile.TemporaryDirectory(prefix="pneumoclf-export-") as workdir:
         exported = os.path.join(workdir, "network.onnx")
-        with warnings.catch_warnings(), _handlers_kept("tensorflow", "tf2onnx"):
-            # Keras' bridge to tf2onnx probes a NumPy alias that NumPy 2 removed.
-            warnings.simplefilter("ignore", FutureWarning)
-            network.export(exported, format="onnx", verbose=False)
-        proto = onnx.load(exported)
+        try:
+            with warnings.catch_warnings(), _handlers_kept("tensorflow", "tf2onnx"):
+                # Keras' bridge to tf2onnx probes a NumPy alias NumPy 2 removed.
+                warnings.simplefilter("ignore", FutureWarning)
+                network.export(exported, format="onnx", verbose=False)
+            proto = onnx.load(exported)
+        except OSError as error:
+            raise OSError(
+                error.errno,
+                f"{error.strerror or error} (converting in {workdir})",
+                os.fspath(path),
+            ) from error
     onnx.helper.set_model_props(proto, metadata)
     with atomic_open(path, "wb") as file:
         file.write(proto.SerializeToString())

@@ -244,12 +244,15 @@ def _factors():
 
 
 def _metrics(classifier):
-    rule = (
-        f"the highest threshold whose recall on the validation part reaches "
-        f"{classifier.target_recall:.0%}"
-        if classifier.threshold == "auto"
-        else f"a fixed threshold of {classifier.threshold}"
-    )
+    if classifier.threshold != "auto":
+        rule = f"a fixed threshold of {classifier.threshold}"
+    elif classifier.validation_report_ is None:
+        rule = (
+            f"none applied: the automatic rule ({_automatic_rule(classifier)}) had "
+            "no validation part to run on, so the default threshold was kept"
+        )
+    else:
+        rule = _automatic_rule(classifier)
     calibration = (
         f"{_CALIBRATIONS.get(classifier.calibration, 'a calibration')} fitted on "
         "the validation part"
@@ -265,6 +268,19 @@ def _metrics(classifier):
     ]
 
 
+def _automatic_rule(classifier):
+    """How ``threshold="auto"`` chooses, as :func:`~pneumoclf.choose_threshold` does."""
+    if classifier.target_recall is not None:
+        return (
+            "the threshold with the best specificity among those whose recall on "
+            f"the validation part reaches {classifier.target_recall:.0%}"
+        )
+    return (
+        "the threshold with the best F2 score (recall weighted over precision) "
+        "among those with a specificity of at least 50% on the validation part"
+    )
+
+
 def _training_data(classifier, data, data_dir):
     target = np.asarray(data.target)
     groups = np.asarray(data.groups)
@@ -275,6 +291,7 @@ def _training_data(classifier, data, data_dir):
         + (f" (folders: {', '.join(map(_as_code, splits))})" if splits else "")
         + f": NORMAL {_count(target, 0, groups)}, PNEUMONIA "
         f"{_count(target, 1, groups)}.",
+        *_collapsed_grouping(target, groups),
         "Outcome: the label of the folder each image lies in (NORMAL, "
         "PNEUMONIA), as the data's graders gave it.",
         "Every image was read; a file that cannot be read stops training with its "
@@ -296,6 +313,23 @@ def _as_code(text):
     """
     text = _BREAKING.sub(lambda match: f"\\x{ord(match[0]):02x}", str(text))
     return "`" + text.replace("`", "'") + "`"
+
+
+def _collapsed_grouping(target, groups):
+    """A warning line when a class's several images all name one patient."""
+    collapsed = [
+        name
+        for label, name in enumerate(("NORMAL", "PNEUMONIA"))
+        if (target == label).sum() > 1 and len(np.unique(groups[target == label])) == 1
+    ]
+    if not collapsed:
+        return []
+    return [
+        f"**Warning:** every {' and every '.join(collapsed)} image names the same "
+        "patient: the grouping by patient collapsed (de-identified DICOM files often "
+        "share one PatientID), so the validation part was not held out by patient "
+        "and its figures may be optimistic."
+    ]
 
 
 def _count(target, label, groups):
@@ -372,7 +406,12 @@ def _ethical_considerations():
         "A network can learn shortcuts (text markers, devices, the site) instead "
         "of the lungs: check its heat maps with `pneumoclf explain`.",
         "The training images must have been collected with consent and "
-        "de-identified; pneumoclf writes no patient data into its outputs.",
+        "de-identified. The model file keeps no image, path or patient "
+        "identifier (only 64-bit digests of the training images' pixels, which "
+        "cannot be turned back into images); but the evaluation report page of "
+        "`pneumoclf evaluate --report-dir` shows the worst errors as small images "
+        "with their file paths, and predictions list file paths: treat both as "
+        "patient data.",
     ]
 
 

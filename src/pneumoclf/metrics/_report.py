@@ -1,6 +1,7 @@
 """The clinical report: figures with their confidence intervals, as text or rows."""
 
 import itertools
+import warnings
 
 import numpy as np
 from scipy.stats import binomtest, rankdata
@@ -227,11 +228,27 @@ def wilson_interval(successes, n, confidence=0.95):
     return [float(bounds.low), float(bounds.high)]
 
 
+# Fewest patients whose resampling can vary at all.
+_MIN_BOOTSTRAP_PATIENTS = 2
+
+
 def _bootstrap_auc(is_pneumonia, y_score, groups, confidence, n_resamples, seed):
     """Percentile bootstrap interval of the ROC AUC, resampling whole patients."""
     groups = np.arange(len(is_pneumonia)) if groups is None else column_or_1d(groups)
     check_consistent_length(is_pneumonia, groups)
     _, patient = np.unique(groups, return_inverse=True)
+    n_patients = int(patient.max()) + 1
+    if n_patients < _MIN_BOOTSTRAP_PATIENTS:
+        warnings.warn(
+            f"The {len(groups)} cases belong to {n_patients} patient(s) by their "
+            "groups: resampling whole patients cannot estimate the ROC AUC's "
+            "uncertainty, so it has no interval (rather than one of zero width). "
+            "Are the patient IDs real? De-identified DICOM files often share one "
+            "PatientID; give the true patients as groups.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return [np.nan, np.nan]
     by_patient = np.argsort(patient, kind="stable")
     starts = np.searchsorted(patient[by_patient], np.arange(patient.max() + 2))
     rows_of = [by_patient[a:b] for a, b in itertools.pairwise(starts)]
