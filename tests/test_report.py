@@ -12,6 +12,7 @@ from browser import visit
 from sklearn.pipeline import Pipeline
 from synthetic import blob_images, write_images
 
+import pneumoclf.report as report_module
 from pneumoclf import ImageLoader, PneumoniaCNNClassifier, __version__
 from pneumoclf.datasets import load_chest_xray
 from pneumoclf.metrics import clinical_report, wilson_interval
@@ -282,6 +283,30 @@ def _parts(page):
     parts = _PageParts()
     parts.feed(page.read_text(encoding="utf-8"))
     return parts
+
+
+def test_a_report_that_fails_part_way_leaves_the_earlier_one_whole(
+    calibrated_with_groups, evaluation, tmp_path, monkeypatch
+):
+    pipeline, _ = calibrated_with_groups
+    paths, y, scores = evaluation
+    history = pipeline[-1].history_
+    first = write_report(tmp_path, y, scores, 0.5, paths=paths, history=history)
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("drawing failed")
+
+    monkeypatch.setattr(report_module, "_errors_table", failing)
+    with pytest.raises(RuntimeError, match="drawing failed"):
+        write_report(tmp_path, y, scores[::-1], 0.3, paths=paths)
+    after = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    assert after == before  # no figure of the second run, no staging folder left
+    assert first == tmp_path / REPORT_NAME
+
+    monkeypatch.undo()
+    write_report(tmp_path, y, scores[::-1], 0.3, paths=paths)  # without history
+    assert "training_curves.png" not in {path.name for path in tmp_path.iterdir()}
 
 
 def test_the_report_page_embeds_every_figure(page):

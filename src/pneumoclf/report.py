@@ -14,8 +14,11 @@ uncertainty, the worst errors with their file names, and the model card.
 
 import base64
 import html
+import os
 import platform
 import re
+import shutil
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,14 +27,13 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ._deprecation import made_private
-from ._utils import atomic_open
 from .metrics import (
     clinical_report,
     clinical_report_rows,
     referral_tradeoff,
     wilson_interval,
 )
-from .plotting import save_evaluation_figures, worst_errors
+from .plotting import FIGURE_NAMES, save_evaluation_figures, worst_errors
 from .recipes import EXTERNAL_FIGURES
 
 __all__ = ["REPORT_NAME", "model_card", "write_report"]
@@ -507,40 +509,50 @@ def write_report(
         report = clinical_report(
             y_true, y_score, threshold, confidence=0.95, groups=groups, random_state=0
         )
-    figures = save_evaluation_figures(
-        folder,
-        y_true,
-        y_score,
-        threshold,
-        history,
-        groups=groups,
-        kept=kept_epoch,
-        paths=paths,
-        n_worst=n_worst,
-    )
-    body = [
-        f"<h1>{html.escape(title)}</h1>",
-        f'<p class="warning">{html.escape(NOT_A_MEDICAL_DEVICE)}</p>',
-        "<h2>Figures at the threshold</h2>",
-        _metrics_table(report),
-        '<div class="figures">',
-        *(_figure(path) for path in figures),
-        "</div>",
-        _referral_table(y_true, y_score, threshold),
-    ]
-    if paths is not None:
-        body.append(_errors_table(paths, y_true, y_score, threshold, n_worst))
-    body.append('<section class="card">')
-    body.append(
-        _markdown_to_html(model_card)
-        if model_card is not None
-        else "<h2>Model card</h2><p>The model file carries no model card.</p>"
-    )
-    body.append("</section>")
-    page = folder / REPORT_NAME
-    with atomic_open(page, "w", encoding="utf-8") as file:
-        file.write(_PAGE.format(title=html.escape(title), body="\n".join(body)))
-    return page
+    folder.mkdir(parents=True, exist_ok=True)
+    # Everything is drawn in a staging folder first: a report that fails part-way
+    # leaves the folder's earlier report whole, never mixed with this one.
+    staging = Path(tempfile.mkdtemp(prefix=f".{REPORT_NAME}.", dir=folder))
+    try:
+        figures = save_evaluation_figures(
+            staging,
+            y_true,
+            y_score,
+            threshold,
+            history,
+            groups=groups,
+            kept=kept_epoch,
+            paths=paths,
+            n_worst=n_worst,
+        )
+        body = [
+            f"<h1>{html.escape(title)}</h1>",
+            f'<p class="warning">{html.escape(NOT_A_MEDICAL_DEVICE)}</p>',
+            "<h2>Figures at the threshold</h2>",
+            _metrics_table(report),
+            '<div class="figures">',
+            *(_figure(path) for path in figures),
+            "</div>",
+            _referral_table(y_true, y_score, threshold),
+        ]
+        if paths is not None:
+            body.append(_errors_table(paths, y_true, y_score, threshold, n_worst))
+        body.append('<section class="card">')
+        body.append(
+            _markdown_to_html(model_card)
+            if model_card is not None
+            else "<h2>Model card</h2><p>The model file carries no model card.</p>"
+        )
+        body.append("</section>")
+        staged_page = staging / REPORT_NAME
+        staged_page.write_text(
+            _PAGE.format(title=html.escape(title), body="\n".join(body)),
+            encoding="utf-8",
+        )
+        _move_into_place(staging, [*figures, staged_page], folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder / REPORT_NAME
 
 
 def _metrics_table(report):
@@ -574,6 +586,20 @@ def _referral_table(y_true, y_score, threshold):
 
 def _percent_or_na(value):
     return "n/a" if np.isnan(value) else f"{value:.1%}"
+
+
+def _move_into_place(staging, written, folder):
+    """Replace the folder's report with the staged one, the page last.
+
+    Figures of an earlier report that this one does not draw are removed, so that
+    the folder never holds figures of two runs.
+    """
+    drawn = {path.name for path in written}
+    for name in FIGURE_NAMES:
+        if name not in drawn:
+            (folder / name).unlink(missing_ok=True)
+    for path in written:
+        os.replace(path, folder / path.name)
 
 
 def _figure(path):
