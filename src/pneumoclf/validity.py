@@ -304,15 +304,14 @@ def dicom_reasons(paths):
 
 
 def _dicom_reason(path):
-    from .preprocessing import may_be_dicom
+    from .preprocessing import may_be_dicom, read_dicom_header
 
     path = os.fspath(path)
     try:
         if not may_be_dicom(path):
             return None
-        import pydicom
-
-        dataset = pydicom.dcmread(path, stop_before_pixels=True)
+        with open(path, "rb") as file:
+            dataset = read_dicom_header(file, path)
     except Exception:
         return None
     checks = [

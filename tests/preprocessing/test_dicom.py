@@ -1,12 +1,14 @@
 """How ImageLoader reads DICOM files: the display chain, hostile files, the extra."""
 
 import sys
+import tracemalloc
 
 import numpy as np
 import pytest
 from PIL import Image
 from synthetic import save_dicom
 
+from pneumoclf.datasets import patient_id
 from pneumoclf.preprocessing import (
     ImageLoader,
     ImageLoadError,
@@ -330,3 +332,45 @@ def test_without_pydicom_the_error_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pydicom", None)
     with pytest.raises(ImportError, match=r'pip install "pneumoclf\[dicom\]"'):
         ImageLoader(image_size=2).transform([path])
+
+
+def _deflated(path, pixels, **elements):
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    dataset = save_dicom(path, pixels, **elements)
+    dataset.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    dataset.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_a_deflated_file_loads_like_its_plain_twin(tmp_path):
+    plain = tmp_path / "plain.dcm"
+    save_dicom(plain, STORED_12_BIT, PatientID="P-7")
+    deflated = _deflated(tmp_path / "deflated.dcm", STORED_12_BIT, PatientID="P-7")
+    np.testing.assert_array_equal(pixels_of(deflated), pixels_of(plain))
+    assert patient_id(deflated) == "P-7"
+
+
+def test_a_deflated_bomb_is_refused_within_its_budget(tmp_path, monkeypatch):
+    # 32 MB of zeros in a file of a few kilobytes; one frame may take 4 bytes a
+    # pixel and 16 MiB more, so 1,000 pixels allow about 16 MiB.
+    path = _deflated(tmp_path / "bomb.dcm", np.zeros((4000, 4000), np.uint16))
+    assert path.stat().st_size < 100_000
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    assert reason_for(path).startswith("DICOM deflated data set inflates beyond 16")
+    # Its header is still read, within a small budget: far less than 32 MB.
+    tracemalloc.start()
+    try:
+        assert patient_id(path) == "PAT-1"
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024**2
+
+
+def test_the_input_check_reads_a_deflated_header(tmp_path):
+    from pneumoclf.validity import dicom_reasons
+
+    path = _deflated(tmp_path / "lateral.dcm", STORED_12_BIT, ViewPosition="LL")
+    (reason,) = dicom_reasons([path])
+    assert reason.startswith("DICOM ViewPosition 'LL'")

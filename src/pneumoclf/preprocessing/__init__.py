@@ -31,6 +31,7 @@ from ._dicom import PICTURE_SUFFIXES as PICTURE_SUFFIXES
 from ._dicom import dicom_patient_id as dicom_patient_id
 from ._dicom import file_has_dicom_header as file_has_dicom_header
 from ._dicom import may_be_dicom as may_be_dicom
+from ._dicom import read_dicom_header as read_dicom_header
 from ._jpeg import stored_in_gray as stored_in_gray
 from ._paths import check_paths as check_paths
 from ._provenance import paths_of as paths_of

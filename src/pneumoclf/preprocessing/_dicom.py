@@ -7,7 +7,9 @@ Sequence), the VOI LUT (a VOI LUT Sequence, else the first ``WindowCenter`` /
 ``WindowWidth``), then MONOCHROME1 inverted so that bone is bright.
 """
 
+import io
 import os
+import zlib
 
 import numpy as np
 
@@ -80,16 +82,88 @@ def file_has_dicom_header(path):
         return False
 
 
+# The transfer syntax whose whole data set is deflated (PS3.5 A.5): pydicom
+# inflates it at once, however large it grows.
+_DEFLATED = b"1.2.840.10008.1.2.1.99"
+# Bytes a deflated header may inflate to when only its attributes are read: far
+# above any real header, which comes before the pixels.
+_HEADER_BUDGET = 4 * 1024**2
+# Beyond one frame's pixels (at most 4 bytes each), what a data set may add.
+_DATASET_SLACK = 16 * 1024**2
+
+
+def read_dicom_header(file, path):
+    """The attributes of a DICOM file before its pixels, reading no more than that.
+
+    ``file`` is open at the start. A deflated data set is inflated within a small
+    budget, as only its header is wanted.
+    """
+    pydicom = import_pydicom()
+    deflated = _deflated_data_set(file, _HEADER_BUDGET, header=True)
+    if deflated is not None:
+        return deflated
+    return pydicom.dcmread(file, stop_before_pixels=True, force=_has_dicom_suffix(path))
+
+
+def _deflated_data_set(file, budget, *, header):
+    """The data set of a deflated file, inflated within ``budget`` bytes; else None.
+
+    With ``header``, the part before the pixels is read from what the budget
+    allows; otherwise a data set that inflates beyond it is refused.
+    """
+    meta_end, meta = _file_meta(file)
+    file.seek(0)
+    if meta is None or _DEFLATED not in meta:
+        return None
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.filereader import read_dataset
+
+    file.seek(meta_end)
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    data = inflater.decompress(file.read(), budget)
+    file.seek(0)
+    if inflater.unconsumed_tail and not header:
+        raise UnreadableImage(
+            f"DICOM deflated data set inflates beyond {budget // 1024**2} MiB, more "
+            "than its pixels need; possible decompression bomb"
+        )
+    dataset = read_dataset(
+        io.BytesIO(data),
+        is_implicit_VR=False,
+        is_little_endian=True,
+        stop_when=_before_pixels if header else None,
+    )
+    dataset.file_meta = FileMetaDataset(
+        read_dataset(io.BytesIO(meta), is_implicit_VR=False, is_little_endian=True)
+    )
+    return dataset
+
+
+def _before_pixels(tag, vr, length):
+    return tag >= _PIXEL_DATA_GROUP
+
+
+# Tags from the pixel data's group on hold pixels, not attributes.
+_PIXEL_DATA_GROUP = 0x7FE00000
+
+
+def _file_meta(file):
+    """Where a file's meta information ends, and its bytes; (None, None) without."""
+    file.seek(0)
+    head = file.read(HEADER_BYTES + 12)
+    # The meta information's first element is its group length, (0002,0000) UL.
+    if not (has_dicom_header(head) and head[HEADER_BYTES:][:4] == b"\x02\x00\x00\x00"):
+        return None, None
+    length = int.from_bytes(head[HEADER_BYTES + 8 :], "little")
+    return HEADER_BYTES + 12 + length, head[HEADER_BYTES:] + file.read(length)
+
+
 def dicom_patient_id(path):
     """The ``PatientID`` of a DICOM file, or None when it is empty or unreadable."""
-    pydicom = import_pydicom()
+    import_pydicom()  # a missing extra concerns every file: said, not swallowed
     try:
-        dataset = pydicom.dcmread(
-            path,
-            stop_before_pixels=True,
-            specific_tags=["PatientID"],
-            force=_has_dicom_suffix(path),
-        )
+        with open(path, "rb") as file:
+            dataset = read_dicom_header(file, path)
     except Exception:  # the loader reports an unreadable file, with its reason
         return None
     patient = str(dataset.get("PatientID", "") or "").strip()
@@ -117,8 +191,13 @@ def read_dicom(file, path, head, max_pixels):
         Values in [0, 1], 1 the brightest (bone).
     """
     pydicom = import_pydicom()
+    budget = _DATASET_SLACK + (4 * max_pixels if max_pixels is not None else 2**34)
     try:
-        dataset = pydicom.dcmread(file, force=_has_dicom_suffix(path))
+        dataset = _deflated_data_set(file, budget, header=False)
+        if dataset is None:
+            dataset = pydicom.dcmread(file, force=_has_dicom_suffix(path))
+    except UnreadableImage:
+        raise
     except Exception as error:
         raise UnreadableImage(
             f"corrupt DICOM file ({type(error).__name__}: {error})"
