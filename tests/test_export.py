@@ -13,6 +13,7 @@ from sklearn.pipeline import Pipeline
 from synthetic import blob_images, write_images
 
 from pneumoclf import ImageLoader, PneumoniaCNNClassifier
+from pneumoclf.preprocessing import read_images
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -312,3 +313,31 @@ def test_an_export_works_away_from_its_output_and_names_it_on_failure(
     # A killed export would leave the converter's folder where it worked.
     assert os.path.dirname(workdirs[0]) != str(tmp_path)
     assert list(tmp_path.iterdir()) == [] and not os.path.exists(workdirs[0])
+
+
+def test_files_are_read_and_scored_in_parts(
+    exported, held_out_files, tmp_path, monkeypatch
+):
+    from pneumoclf import export as export_module
+    from pneumoclf.exceptions import ImageLoadError
+
+    paths = [str(path) for path in held_out_files[0]]
+    model = OnnxPneumoniaModel(exported)
+    whole = model.predict_proba_and_check_inputs(paths)
+    monkeypatch.setattr(export_module, "_FILES_AT_ONCE", 3)
+    read = []
+    monkeypatch.setattr(
+        export_module, "read_images",
+        lambda X, *args, **kwargs: read.append(len(X)) or read_images(X, *args, **kwargs),
+    )  # fmt: skip
+    parts = model.predict_proba_and_check_inputs(paths)
+    np.testing.assert_allclose(parts[0], whole[0], atol=1e-6)
+    assert parts[1].tolist() == whole[1].tolist()
+    assert max(read) <= 3
+
+    broken = [tmp_path / "a.png", tmp_path / "b.png"]
+    for path in broken:
+        path.write_bytes(b"not a png")
+    with pytest.raises(ImageLoadError) as raised:
+        model.predict_proba([str(broken[0]), *paths[:4], str(broken[1])])
+    assert [path for path, _ in raised.value.failures] == [str(p) for p in broken]

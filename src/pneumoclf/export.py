@@ -29,8 +29,8 @@ import numpy as np
 from . import validity
 from ._calibration import calibrated, with_prevalence
 from ._utils import atomic_open, is_pneumonia
-from .exceptions import InputCheckWarning
-from .preprocessing import paths_of, read_images
+from .exceptions import ImageLoadError, InputCheckWarning
+from .preprocessing import check_paths, paths_of, read_images
 
 __all__ = ["FORMAT", "OnnxPneumoniaModel", "export_onnx"]
 
@@ -237,6 +237,8 @@ def _import(name):
 
 # Images per run of the ONNX network.
 _BATCH = 128
+# Image files read at once: memory does not grow with the number of files.
+_FILES_AT_ONCE = 512
 
 
 class OnnxPneumoniaModel:
@@ -363,6 +365,15 @@ class OnnxPneumoniaModel:
         checks : ndarray of shape (n,), dtype object
             ``"ok"`` or why an image may not be labelled; no warning is given.
         """
+        scores, results = self._in_parts(X, self._scores_and_checks)
+        pneumonia = with_prevalence(
+            calibrated(scores, _calibration(self.metadata_)),
+            trained=self.metadata_["training_prevalence"],
+            deployed=self.metadata_["prevalence"],
+        )
+        return np.column_stack([1.0 - pneumonia, pneumonia]), results
+
+    def _scores_and_checks(self, X):
         images, paths = self._images(X)
         scores, features = self._outputs(images)
         if not np.all(np.isfinite(scores)):
@@ -370,13 +381,27 @@ class OnnxPneumoniaModel:
                 f"The network's output is NaN or infinite for some images: "
                 f"{self.path} is damaged."
             )
-        results = self._input_check_results(images, features, paths)
-        pneumonia = with_prevalence(
-            calibrated(scores, _calibration(self.metadata_)),
-            trained=self.metadata_["training_prevalence"],
-            deployed=self.metadata_["prevalence"],
-        )
-        return np.column_stack([1.0 - pneumonia, pneumonia]), results
+        return scores, self._input_check_results(images, features, paths)
+
+    def _in_parts(self, X, work):
+        """``work`` on image files in parts, so that memory does not grow with them.
+
+        Returns ``work``'s two per-image arrays, joined; every unreadable file is
+        named in one ImageLoadError.
+        """
+        if isinstance(X, np.ndarray) and X.dtype.kind == "f":
+            return work(X)
+        paths = check_paths(X)
+        outcomes, failures = [], []
+        for start in range(0, len(paths), _FILES_AT_ONCE):
+            try:
+                outcomes.append(work(paths[start : start + _FILES_AT_ONCE]))
+            except ImageLoadError as error:
+                failures += error.failures
+        if failures:
+            raise ImageLoadError(failures, n_images=len(paths))
+        first, second = zip(*outcomes, strict=True)
+        return np.concatenate(first), np.concatenate(second)
 
     def predict(self, X):
         """Labels at the exported threshold.
@@ -409,9 +434,7 @@ class OnnxPneumoniaModel:
         -------
         ndarray of shape (n,), dtype object
         """
-        images, paths = self._images(X)
-        _, features = self._outputs(images)
-        return self._input_check_results(images, features, paths)
+        return self._in_parts(X, self._scores_and_checks)[1]
 
     def _outputs(self, images):
         # In batches: one run over thousands of images is five times slower per
