@@ -326,10 +326,12 @@ def test_files_are_read_and_scored_in_parts(
     whole = model.predict_proba_and_check_inputs(paths)
     monkeypatch.setattr(export_module, "_FILES_AT_ONCE", 3)
     read = []
-    monkeypatch.setattr(
-        export_module, "read_images",
-        lambda X, *args, **kwargs: read.append(len(X)) or read_images(X, *args, **kwargs),
-    )  # fmt: skip
+
+    def counting_read(X, *args, **kwargs):
+        read.append(len(X))
+        return read_images(X, *args, **kwargs)
+
+    monkeypatch.setattr(export_module, "read_images", counting_read)
     parts = model.predict_proba_and_check_inputs(paths)
     np.testing.assert_allclose(parts[0], whole[0], atol=1e-6)
     assert parts[1].tolist() == whole[1].tolist()
