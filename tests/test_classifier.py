@@ -111,6 +111,7 @@ def test_same_random_state_gives_same_predictions(data):
     np.testing.assert_array_equal(first, second)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("eager")
 def test_grid_search_roc_auc_on_file_paths_gives_finite_scores(image_files):
     paths, y = image_files
@@ -120,6 +121,7 @@ def test_grid_search_roc_auc_on_file_paths_gives_finite_scores(image_files):
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("eager")
 def test_tuned_threshold_and_calibration_run_on_the_pipeline(image_files):
     paths, y = image_files
@@ -863,6 +865,7 @@ def test_calibration_without_a_validation_part_says_so(data):
     assert clf.calibration_ is None
 
 
+@pytest.mark.slow
 def test_early_stopping_on_the_loss_keeps_a_trained_network(data):
     # On the AUC, which saturates at once on this easy task, the first epochs win
     # ties and the probabilities stay near 0.5; on the loss they sharpen.

@@ -285,6 +285,7 @@ def _parts(page):
     return parts
 
 
+@pytest.mark.slow
 def test_a_report_that_fails_part_way_leaves_the_earlier_one_whole(
     calibrated_with_groups, evaluation, tmp_path, monkeypatch
 ):

@@ -190,6 +190,7 @@ def test_every_point_of_the_default_space_is_a_valid_pipeline():
     assert model.output_shape == (None, 1)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 @pytest.mark.filterwarnings("ignore:.*optuna.terminator.*:FutureWarning")
 def test_optuna_search_cv_accepts_the_default_space(xrays):
@@ -338,6 +339,7 @@ class PruneOddTrials(optuna.pruners.BasePruner):
         return trial.number % 2 == 1
 
 
+@pytest.mark.slow
 def test_pruned_trials_stop_after_their_first_epoch(xrays):
     study, _ = tune(
         xrays.paths,
