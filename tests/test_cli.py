@@ -662,6 +662,18 @@ def test_version_in_process(capsys):
     assert out.strip() == f"pneumoclf {pneumoclf.__version__}"
 
 
+def test_a_ctrl_c_once_the_command_is_done_changes_nothing():
+    script = (
+        "import os, signal, sys; from pneumoclf.cli import console_main; "
+        "status = console_main(['--version']); "
+        "os.kill(os.getpid(), signal.SIGINT); print('finished'); sys.exit(status)"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[-1] == "finished"
+    assert "Traceback" not in run.stderr
+
+
 def test_installed_console_script():
     script = Path(sys.executable).with_name("pneumoclf")
     result = subprocess.run(

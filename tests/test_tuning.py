@@ -713,3 +713,40 @@ def postgres_url():
 def test_two_processes_share_a_postgresql_study(xrays, tmp_path, postgres_url):
     study_name = check_shared_study(xrays, postgres_url, tmp_path)
     optuna.delete_study(study_name=study_name, storage=postgres_url)
+
+
+def test_an_interrupt_that_tensorflow_turned_or_swallowed_still_stops_the_study():
+    from pneumoclf.tuning._storage import _QuietOnInterrupt
+
+    quiet = _QuietOnInterrupt()
+
+    def turned(trial):  # TensorFlow raised another error for the interrupt
+        quiet.interrupted = True
+        raise TypeError("Failed to convert elements of (None,) to Tensor")
+
+    def swallowed(trial):  # ... or went on
+        quiet.interrupted = True
+        return 0.9
+
+    for objective in (turned, swallowed):
+        quiet.interrupted = False
+        with pytest.raises(KeyboardInterrupt):
+            quiet.watch(objective)(None)
+        with pytest.raises(KeyboardInterrupt):  # and no trial starts after it
+            quiet.watch(lambda trial: 0.5)(None)
+    quiet.interrupted = False
+    with pytest.raises(TypeError):  # an error of its own stays what it is
+        quiet.watch(lambda trial: int([]))(None)
+
+
+def test_ctrl_c_is_recorded_while_a_study_runs_and_the_handler_restored():
+    import signal
+
+    from pneumoclf.tuning._storage import _QuietOnInterrupt
+
+    quiet = _QuietOnInterrupt()
+    with pytest.raises(KeyboardInterrupt), quiet.noticing_ctrl_c():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
+    assert quiet.interrupted
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -34,6 +34,7 @@ file.
 import contextlib
 import logging
 import os
+import signal
 import sys
 import tempfile
 import warnings
@@ -41,7 +42,7 @@ import warnings
 from .._deprecation import moved_attribute
 from ._parser import PROG, build_parser
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "console_main", "main"]
 
 # Names that moved to the library; kept here, with a warning, until 0.3.
 _MOVED = {
@@ -83,6 +84,23 @@ def main(argv=None):
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.showwarning = _show_warning
         return _run(args)
+
+
+def console_main(argv=None):
+    """The ``pneumoclf`` command as a program: :func:`main`, then a quiet exit.
+
+    Once the command's work is done, Ctrl-C is ignored: while the interpreter and
+    TensorFlow shut down (seconds), it would only turn a finished command into a
+    traceback and a death by signal.
+
+    Returns
+    -------
+    int
+        As :func:`main`.
+    """
+    status = main(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return status
 
 
 def _run(args):

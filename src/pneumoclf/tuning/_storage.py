@@ -3,6 +3,9 @@
 import functools
 import logging
 import os
+import signal
+import sys
+import threading
 import time
 import warnings
 from contextlib import contextmanager
@@ -149,15 +152,67 @@ class _QuietOnInterrupt(logging.Filter):
     interrupted = False
 
     def watch(self, objective):
+        """``objective``, stopping the study for good once the user interrupted.
+
+        TensorFlow may turn a ``KeyboardInterrupt`` raised inside its own code
+        into another error, or swallow it; :meth:`noticing_ctrl_c` records the
+        signal itself, so that the trial ends with a ``KeyboardInterrupt`` all the
+        same, and no trial starts after it.
+        """
+
         @functools.wraps(objective)
         def watched(trial):
+            if self.interrupted:
+                raise KeyboardInterrupt
             try:
-                return objective(trial)
+                value = objective(trial)
             except KeyboardInterrupt:
                 self.interrupted = True
                 raise
+            except Exception:
+                if self.interrupted:
+                    raise KeyboardInterrupt from None
+                raise
+            if self.interrupted:
+                raise KeyboardInterrupt
+            return value
 
         return watched
+
+    @contextmanager
+    def noticing_ctrl_c(self):
+        """Record Ctrl-C as it arrives, then raise ``KeyboardInterrupt`` as usual.
+
+        Only Python's own handler, in the main thread, is replaced; meanwhile and
+        for that only.
+        """
+        main = threading.current_thread() is threading.main_thread()
+        if (
+            not main
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+        ):
+            yield
+            return
+
+        def interrupted(signum, frame):
+            self.interrupted = True
+            raise KeyboardInterrupt
+
+        previous_hook = sys.unraisablehook
+
+        def unraisable(hook_args):
+            # Raised inside a finalizer, the interrupt is lost and its traceback
+            # printed; it is recorded already, and stops the study all the same.
+            if not issubclass(hook_args.exc_type, KeyboardInterrupt):
+                previous_hook(hook_args)
+
+        signal.signal(signal.SIGINT, interrupted)
+        sys.unraisablehook = unraisable
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            sys.unraisablehook = previous_hook
 
     def filter(self, record):
         return not self.interrupted

@@ -313,7 +313,10 @@ callable or None, default=None
         trial.set_user_attr("n_epochs", classifier.n_epochs_)
         return float(scorer(pipe, paths[validation], y[validation]))
 
-    with _optuna_log_level(optuna, verbose, quiet_on_interrupt):
+    with (
+        _optuna_log_level(optuna, verbose, quiet_on_interrupt),
+        quiet_on_interrupt.noticing_ctrl_c(),
+    ):
         study = _create_study(
             optuna, storage, study_name, random_state, pruning, sampler
         )
