@@ -750,3 +750,29 @@ def test_ctrl_c_is_recorded_while_a_study_runs_and_the_handler_restored():
         time.sleep(1)
     assert quiet.interrupted
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_an_interrupt_lost_in_a_finalizer_prints_no_traceback(capsys):
+    from pneumoclf._utils import recording_ctrl_c
+
+    class RaisesWhenCollected:
+        def __del__(self):
+            raise KeyboardInterrupt
+
+    with recording_ctrl_c(lambda: None):
+        RaisesWhenCollected()
+    assert "KeyboardInterrupt" not in capsys.readouterr().err
+
+
+def test_blocks_that_record_ctrl_c_nest():
+    import signal
+
+    from pneumoclf._utils import recording_ctrl_c
+
+    outer, inner = [], []
+    with pytest.raises(KeyboardInterrupt), recording_ctrl_c(lambda: outer.append(1)):
+        with recording_ctrl_c(lambda: inner.append(1)):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+    assert outer == inner == [1]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

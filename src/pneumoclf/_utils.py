@@ -4,6 +4,9 @@ import contextlib
 import errno
 import os
 import secrets
+import signal
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -223,3 +226,45 @@ def describe_os_error(error):
     if error.filename is None or not error.strerror:
         return str(error)
     return f"{error.filename}: {error.strerror}."
+
+
+# --------------------------------------------------------------------- interrupts
+
+
+@contextlib.contextmanager
+def recording_ctrl_c(record):
+    """Call ``record()`` as Ctrl-C arrives, then raise ``KeyboardInterrupt`` as usual.
+
+    TensorFlow may turn an interrupt raised inside its code into another error, or
+    swallow it, and one raised inside a finalizer is lost with a printed traceback:
+    what ``record`` saw lets the caller stop all the same, so such a traceback is
+    not printed. Only Python's own handler, or that of an enclosing block, in the
+    main thread, is replaced, for the block's duration.
+    """
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT)
+    ours = previous is signal.default_int_handler or hasattr(previous, "records")
+    if not (in_main_thread and ours):
+        yield
+        return
+
+    def interrupted(signum, frame):
+        record()
+        if previous is signal.default_int_handler:
+            raise KeyboardInterrupt
+        previous(signum, frame)  # an enclosing block's: it records, then raises
+
+    interrupted.records = record
+    previous_hook = sys.unraisablehook
+
+    def unraisable(hook_args):
+        if not issubclass(hook_args.exc_type, KeyboardInterrupt):
+            previous_hook(hook_args)
+
+    signal.signal(signal.SIGINT, interrupted)
+    sys.unraisablehook = unraisable
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = previous_hook

@@ -104,6 +104,15 @@ def console_main(argv=None):
 
 
 def _run(args):
+    from .._utils import recording_ctrl_c
+
+    # An interrupt lost inside a finalizer lets the command go on to its end; it
+    # would also print a traceback, which this holds back.
+    with recording_ctrl_c(lambda: None):
+        return _run_command(args)
+
+
+def _run_command(args):
     from .._utils import describe_os_error
 
     try:

@@ -3,12 +3,11 @@
 import functools
 import logging
 import os
-import signal
-import sys
-import threading
 import time
 import warnings
 from contextlib import contextmanager
+
+from .._utils import recording_ctrl_c
 
 #: Trial states that count towards ``n_trials`` in :func:`tune`.
 _FINISHED_STATES = ("COMPLETE", "PRUNED")
@@ -179,40 +178,12 @@ class _QuietOnInterrupt(logging.Filter):
 
         return watched
 
-    @contextmanager
     def noticing_ctrl_c(self):
-        """Record Ctrl-C as it arrives, then raise ``KeyboardInterrupt`` as usual.
+        """Record Ctrl-C as it arrives (:func:`pneumoclf._utils.recording_ctrl_c`)."""
+        return recording_ctrl_c(self._record_interrupt)
 
-        Only Python's own handler, in the main thread, is replaced; meanwhile and
-        for that only.
-        """
-        main = threading.current_thread() is threading.main_thread()
-        if (
-            not main
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-        ):
-            yield
-            return
-
-        def interrupted(signum, frame):
-            self.interrupted = True
-            raise KeyboardInterrupt
-
-        previous_hook = sys.unraisablehook
-
-        def unraisable(hook_args):
-            # Raised inside a finalizer, the interrupt is lost and its traceback
-            # printed; it is recorded already, and stops the study all the same.
-            if not issubclass(hook_args.exc_type, KeyboardInterrupt):
-                previous_hook(hook_args)
-
-        signal.signal(signal.SIGINT, interrupted)
-        sys.unraisablehook = unraisable
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            sys.unraisablehook = previous_hook
+    def _record_interrupt(self):
+        self.interrupted = True
 
     def filter(self, record):
         return not self.interrupted
