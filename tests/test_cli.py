@@ -358,6 +358,18 @@ def test_predict_reads_and_scores_in_parts_with_the_same_rows(
     assert str(broken[0]) in err and str(broken[1]) in err
 
 
+def test_file_names_reach_the_terminal_without_their_escape_sequences(
+    trained, data_dir, tmp_path, capsys
+):
+    hostile = tmp_path / "\x1b]0;retitled\x07\x1b[2J.jpeg"
+    hostile.write_bytes(b"not an image")
+    image = _image_paths(data_dir)[0]
+    for options in ([], ["--on-error", "skip"]):
+        _, _, err = _run(capsys, "predict", trained[1], image, hostile, *options)
+        assert "\x1b" not in err and "\x07" not in err
+        assert "\\x1b]0;retitled\\x07\\x1b[2J.jpeg" in err
+
+
 def test_predict_json_to_a_file(trained, data_dir, tmp_path, capsys):
     _, model, _ = trained
     paths = _image_paths(data_dir)[:3]

@@ -221,9 +221,13 @@ def _native_stderr_captured():
 
 
 def _fail(message, status=1):
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    from ._commands import printable
+
+    print(printable(f"{PROG}: error: {message}"), file=sys.stderr)
     return status
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
-    print(f"{PROG}: warning: {message}", file=sys.stderr)
+    from ._commands import printable
+
+    print(printable(f"{PROG}: warning: {message}"), file=sys.stderr)

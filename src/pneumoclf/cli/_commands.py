@@ -292,7 +292,7 @@ def run_info(args):
             "('pneumoclf train' writes one)."
         )
         return 0
-    _write_to_stdout(_without_control_characters(card))
+    _write_to_stdout(printable(card))
     return 0
 
 
@@ -301,8 +301,11 @@ def run_info(args):
 _CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-def _without_control_characters(text):
-    """``text`` with each control character shown as its escape, e.g. ``\\x1b``."""
+def printable(text):
+    """``text`` with each control character shown as its escape, e.g. ``\\x1b``.
+
+    For what reaches a terminal: a file name may hold escape sequences.
+    """
     return _CONTROL_CHARACTERS.sub(lambda match: f"\\x{ord(match[0]):02x}", text)
 
 
@@ -458,7 +461,7 @@ def _status(skipped, checks):
 def _refused_on_stderr(paths, checks):
     for path, check in zip(paths, checks, strict=True):
         if not _passed(check):
-            print(f"{PROG}: no label for {path}: {check}", file=sys.stderr)
+            print(printable(f"{PROG}: no label for {path}: {check}"), file=sys.stderr)
 
 
 def run_explain(args):
@@ -747,7 +750,7 @@ def _on_readable_files(work, files, args):
         # Every unreadable file at once, not only those of the first part.
         raise ImageLoadError(skipped, n_images=len(files))
     for path, reason in skipped:
-        print(f"{PROG}: skipped {path}: {reason}", file=sys.stderr)
+        print(printable(f"{PROG}: skipped {path}: {reason}"), file=sys.stderr)
     columns = zip(*results, strict=True)
     return kept, tuple(_joined(column) for column in columns), skipped
 
