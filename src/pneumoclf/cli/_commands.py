@@ -769,7 +769,7 @@ def _rows_as_table(rows):
     header = ("path", "pneumonia_probability", "label", "input_check")
     cells = [
         (
-            row["path"],
+            printable(row["path"]),
             "-" if row["label"] is None else f"{row['pneumonia_probability']:.4f}",
             "-" if row["label"] is None else str(row["label"]),
             row["input_check"],
