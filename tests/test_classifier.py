@@ -104,6 +104,7 @@ def test_pickle_round_trip_keeps_predictions(fitted, data):
     np.testing.assert_array_equal(restored.predict_proba(X), fitted.predict_proba(X))
 
 
+@pytest.mark.slow
 def test_same_random_state_gives_same_predictions(data):
     X, y = data
     first = PneumoniaCNNClassifier(**FAST).fit(X, y).predict_proba(X)
@@ -255,6 +256,7 @@ def test_a_fit_on_shared_patients_without_groups_says_so(shared_patient_files):
         fast_pipeline(epochs=1).fit(paths, y)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("eager")
 def test_a_search_on_shared_patients_says_so_once(shared_patient_files):
     paths, y = shared_patient_files

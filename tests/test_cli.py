@@ -100,6 +100,7 @@ def test_train_saves_a_model_and_shows_progress(trained, data_dir):
     assert pipeline[0].image_size == 16
 
 
+@pytest.mark.slow
 def test_train_quiet_prints_nothing(data_dir, tmp_path, capsys):
     status, out, _ = _run(
         capsys, "train", data_dir / "val", "-o", tmp_path / "m.pneumoclf",

@@ -287,6 +287,7 @@ def tuned(xrays):
     return SimpleNamespace(study=study, pipe=pipe, trainings=trainings, loads=loads)
 
 
+@pytest.mark.slow
 def test_tune_runs_the_trials_and_refits_the_best(tuned, xrays):
     study, pipe = tuned.study, tuned.pipe
 
@@ -308,6 +309,7 @@ def test_tune_runs_the_trials_and_refits_the_best(tuned, xrays):
     assert sorted(tuned.loads[-1]) == sorted(xrays.paths)
 
 
+@pytest.mark.slow
 def test_tune_scores_each_trial_on_patients_it_did_not_train_on(tuned, xrays):
     # Per trial: the training images, then the validation images (predict_proba
     # for the AUC, then the scorer's predict); last, the refit.
@@ -325,6 +327,7 @@ def test_tune_scores_each_trial_on_patients_it_did_not_train_on(tuned, xrays):
     assert {labels[p] for p in validation} == {"NORMAL", "PNEUMONIA"}
 
 
+@pytest.mark.slow
 def test_tune_trains_one_network_per_trial_whatever_the_threshold_rules(tuned):
     n_rules = len(tiny_space()["cnn__target_recall"].choices)
     assert n_rules > 1
@@ -361,6 +364,7 @@ def test_pruned_trials_stop_after_their_first_epoch(xrays):
     assert study.best_trial.number == complete.number
 
 
+@pytest.mark.slow
 def test_tune_says_so_when_every_trial_was_pruned(xrays):
     storage = optuna.storages.InMemoryStorage()
     arguments = dict(
@@ -445,6 +449,7 @@ def _no(params, *names):
     return {name: value for name, value in params.items() if name not in names}
 
 
+@pytest.mark.slow
 def test_a_pipeline_of_ones_own_is_searched_and_refitted(xrays):
     def equalizing_pipeline():
         return Pipeline(
