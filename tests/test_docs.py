@@ -38,6 +38,8 @@ PUBLIC_MODULES = _public_modules()
 @pytest.mark.parametrize("module_name", PUBLIC_MODULES)
 def test_docstring_examples(module_name):
     module = importlib.import_module(module_name)
+    for name in getattr(module, "__all__", ()):
+        getattr(module, name)  # names imported on first use join the module now
     runner = doctest.DocTestRunner(optionflags=DOCTEST_FLAGS)
     report = []
     for test in doctest.DocTestFinder().find(module):
