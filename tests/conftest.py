@@ -98,6 +98,17 @@ def held_out_files(held_out_gray, tmp_path_factory, awkward_pipeline):
 
 
 @pytest.fixture(scope="session")
+def onnx_file(awkward_pipeline, tmp_path_factory):
+    """The fitted pipeline exported with ``export_onnx`` (needs the onnx extra)."""
+    pytest.importorskip("tf2onnx")
+    from pneumoclf.export import export_onnx
+
+    path = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    export_onnx(awkward_pipeline, path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def awkward_model_file(awkward_pipeline, tmp_path_factory):
     """The fitted pipeline saved with ``save_model``."""
     from pneumoclf.persistence import save_model

@@ -26,13 +26,6 @@ BROKEN = "broken.png"
 
 
 @pytest.fixture(scope="module")
-def onnx_model(awkward_pipeline, tmp_path_factory):
-    path = tmp_path_factory.mktemp("archive") / "model.onnx"
-    export_onnx(awkward_pipeline, path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     """45 images in two subfolders, and one file that is no image."""
     root = tmp_path_factory.mktemp("archive images")
@@ -79,15 +72,15 @@ def _assert_rows_are_single_process_predictions(rows, model_file, files):
 
 
 def test_an_archive_gets_one_row_per_file_as_single_process_predict(
-    onnx_model, folder, tmp_path
+    onnx_file, folder, tmp_path
 ):
     files = archive_files([folder])
     summary = score_archive(
-        onnx_model, [folder], tmp_path / "out.parquet", n_workers=0, shard_size=8
+        onnx_file, [folder], tmp_path / "out.parquet", n_workers=0, shard_size=8
     )
     assert summary.n_files == summary.n_scored == 46 and summary.n_errors == 1
     rows = _rows(tmp_path / "out.parquet")
-    _assert_rows_are_single_process_predictions(rows, onnx_model, files)
+    _assert_rows_are_single_process_predictions(rows, onnx_file, files)
     assert not (tmp_path / "out.parquet.parts").exists()
 
 
@@ -108,10 +101,14 @@ def test_a_model_file_is_scored_through_its_onnx_export(
 
 
 def test_an_interrupted_run_resumes_without_duplicates(
-    onnx_model, folder, tmp_path, monkeypatch
+    onnx_file, folder, tmp_path, monkeypatch
 ):
     whole = score_archive(
-        onnx_model, [folder], tmp_path / "whole.parquet", n_workers=0, shard_size=5
+        onnx_file,
+        [folder],
+        tmp_path / "whole.parquet",
+        n_workers=0,
+        shard_size=5,
     )
     calls = []
     score_shard = archive.score_shard
@@ -125,28 +122,28 @@ def test_an_interrupted_run_resumes_without_duplicates(
     monkeypatch.setattr(archive, "score_shard", interrupted_after_three_shards)
     output = tmp_path / "out.parquet"
     with pytest.raises(KeyboardInterrupt):
-        score_archive(onnx_model, [folder], output, n_workers=0, shard_size=5)
+        score_archive(onnx_file, [folder], output, n_workers=0, shard_size=5)
     assert not output.exists()
     assert len(list((tmp_path / "out.parquet.parts").glob("part-*"))) == 3
     monkeypatch.setattr(archive, "score_shard", score_shard)
-    summary = score_archive(onnx_model, [folder], output, n_workers=0, shard_size=5)
+    summary = score_archive(onnx_file, [folder], output, n_workers=0, shard_size=5)
     assert summary.n_scored == whole.n_files - 15
     assert _rows(output) == _rows(tmp_path / "whole.parquet")
 
 
-def test_a_second_run_scores_only_new_files(onnx_model, folder, tmp_path):
+def test_a_second_run_scores_only_new_files(onnx_file, folder, tmp_path):
     output = tmp_path / "out.parquet"
-    score_archive(onnx_model, [folder / "a"], output, n_workers=0)
-    summary = score_archive(onnx_model, [folder], output, n_workers=0)
+    score_archive(onnx_file, [folder / "a"], output, n_workers=0)
+    summary = score_archive(onnx_file, [folder], output, n_workers=0)
     assert summary.n_scored == 26 and summary.n_files == 46
     assert [row["path"] for row in _rows(output)] == archive_files([folder])
 
 
 def test_an_output_of_another_model_is_refused(
-    onnx_model, awkward_pipeline, folder, tmp_path
+    onnx_file, awkward_pipeline, folder, tmp_path
 ):
     output = tmp_path / "out.parquet"
-    score_archive(onnx_model, [folder / "a"], output, n_workers=0)
+    score_archive(onnx_file, [folder / "a"], output, n_workers=0)
     other = tmp_path / "other.onnx"
     threshold = awkward_pipeline[-1].threshold
     try:
@@ -167,10 +164,10 @@ def test_files_folders_and_lists(folder, tmp_path):
     assert len(files) == 2 + 26  # folder b, and no file twice
 
 
-def test_an_empty_folder_is_refused(onnx_model, tmp_path):
+def test_an_empty_folder_is_refused(onnx_file, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="holds no image files"):
-        score_archive(onnx_model, [tmp_path / "empty"], tmp_path / "o.parquet")
+        score_archive(onnx_file, [tmp_path / "empty"], tmp_path / "o.parquet")
 
 
 @pytest.mark.parametrize(
@@ -181,16 +178,16 @@ def test_an_empty_folder_is_refused(onnx_model, tmp_path):
         ({"scheduler": "local:0"}, "needs a positive number of workers"),
     ],
 )
-def test_bad_options_are_refused(onnx_model, folder, tmp_path, options, message):
+def test_bad_options_are_refused(onnx_file, folder, tmp_path, options, message):
     output = tmp_path / options.pop("output", "out.parquet")
     pytest.importorskip("distributed")
     with pytest.raises(ValueError, match=message):
-        score_archive(onnx_model, [folder / "a"], output, **options)
+        score_archive(onnx_file, [folder / "a"], output, **options)
 
 
 @pytest.mark.slow
 def test_a_local_dask_cluster_gives_the_same_rows_without_tensorflow(
-    onnx_model, folder, tmp_path
+    onnx_file, folder, tmp_path
 ):
     distributed = pytest.importorskip("distributed")
     files = archive_files([folder])
@@ -201,34 +198,42 @@ def test_a_local_dask_cluster_gives_the_same_rows_without_tensorflow(
         distributed.Client(cluster) as client,
     ):
         score_archive(
-            onnx_model, [folder], tmp_path / "out.parquet", client=client, shard_size=6
+            onnx_file,
+            [folder],
+            tmp_path / "out.parquet",
+            client=client,
+            shard_size=6,
         )
         tensorflow_loaded = client.run(lambda: "tensorflow" in sys.modules)
     assert tensorflow_loaded and not any(tensorflow_loaded.values())
     _assert_rows_are_single_process_predictions(
-        _rows(tmp_path / "out.parquet"), onnx_model, files
+        _rows(tmp_path / "out.parquet"), onnx_file, files
     )
 
 
 @pytest.mark.slow
-def test_local_processes_give_the_same_rows(onnx_model, folder, tmp_path):
+def test_local_processes_give_the_same_rows(onnx_file, folder, tmp_path):
     score_archive(
-        onnx_model, [folder], tmp_path / "out.parquet", n_workers=2, shard_size=10
+        onnx_file,
+        [folder],
+        tmp_path / "out.parquet",
+        n_workers=2,
+        shard_size=10,
     )
     _assert_rows_are_single_process_predictions(
-        _rows(tmp_path / "out.parquet"), onnx_model, archive_files([folder])
+        _rows(tmp_path / "out.parquet"), onnx_file, archive_files([folder])
     )
 
 
 @pytest.mark.slow
-def test_a_killed_command_resumes_to_the_same_rows(onnx_model, tmp_path):
+def test_a_killed_command_resumes_to_the_same_rows(onnx_file, tmp_path):
     pytest.importorskip("distributed")
     X, y = blob_images(300, 16, seed=4)
     write_images(tmp_path / "images", X, y)
     whole = tmp_path / "whole.parquet"
-    score_archive(onnx_model, [tmp_path / "images"], whole, n_workers=0)
+    score_archive(onnx_file, [tmp_path / "images"], whole, n_workers=0)
     output = tmp_path / "out.parquet"
-    command = [sys.executable, "-m", "pneumoclf.cli", "predict", str(onnx_model),
+    command = [sys.executable, "-m", "pneumoclf.cli", "predict", str(onnx_file),
                str(tmp_path / "images"), "-o", str(output), "--scheduler", "local:2",
                "--shard-size", "10"]  # fmt: skip
     environment = {**os.environ, "PNEUMOCLF_MODEL_KEY": ""}
@@ -261,13 +266,13 @@ def test_a_killed_command_resumes_to_the_same_rows(onnx_model, tmp_path):
     ],
 )
 def test_predict_to_parquet_refuses_options_it_cannot_honour(
-    onnx_model, folder, tmp_path, capsys, options, message
+    onnx_file, folder, tmp_path, capsys, options, message
 ):
     from pneumoclf.cli import main
 
     options = [str(tmp_path / "out.parquet") if o == "OUT.parquet" else o
                for o in options]  # fmt: skip
-    status = main(["predict", str(onnx_model), str(folder), *options])
+    status = main(["predict", str(onnx_file), str(folder), *options])
     assert status == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out.parquet").exists()

@@ -26,13 +26,6 @@ PROBABILITY_TOLERANCE = 1e-5
 
 
 @pytest.fixture(scope="module")
-def exported(awkward_pipeline, tmp_path_factory):
-    path = tmp_path_factory.mktemp("onnx") / "model.onnx"
-    export_onnx(awkward_pipeline, path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def calibrated_pipeline(tmp_path_factory):
     """Padding, equalisation, calibration, a prevalence and a chosen threshold."""
     X, y = blob_images(80, 24, seed=2)
@@ -63,9 +56,9 @@ def _far_from_threshold(probabilities, threshold):
     return np.abs(probabilities - threshold) > PROBABILITY_TOLERANCE
 
 
-def test_the_export_predicts_as_the_pipeline(exported, held_out_files):
+def test_the_export_predicts_as_the_pipeline(onnx_file, held_out_files):
     paths, expected = held_out_files
-    model = OnnxPneumoniaModel(exported)
+    model = OnnxPneumoniaModel(onnx_file)
     probabilities = model.predict_proba(paths)
     np.testing.assert_allclose(probabilities, expected, atol=PROBABILITY_TOLERANCE)
     assert _far_from_threshold(expected[:, 1], model.threshold_).all()
@@ -96,9 +89,9 @@ def test_loader_calibration_prevalence_and_threshold_travel_with_the_file(
     )
 
 
-def test_loaded_images_predict_as_their_paths(exported, held_out_files):
+def test_loaded_images_predict_as_their_paths(onnx_file, held_out_files):
     paths, _ = held_out_files
-    model = OnnxPneumoniaModel(exported)
+    model = OnnxPneumoniaModel(onnx_file)
     images = model.loader_.transform(paths)
     np.testing.assert_array_equal(
         model.predict_proba(images), model.predict_proba(paths)
@@ -110,8 +103,8 @@ def test_loaded_images_predict_as_their_paths(exported, held_out_files):
         model.predict_proba(np.zeros((1, 8, 8, 1), np.float32))
 
 
-def test_the_metadata_says_how_to_predict(exported, awkward_pipeline):
-    stored = {prop.key: prop.value for prop in onnx.load(exported).metadata_props}
+def test_the_metadata_says_how_to_predict(onnx_file, awkward_pipeline):
+    stored = {prop.key: prop.value for prop in onnx.load(onnx_file).metadata_props}
     assert stored["pneumoclf_format"] == FORMAT
     assert json.loads(stored["classes"]) == awkward_pipeline.classes_.tolist()
     assert json.loads(stored["image_size"]) == [SIDE, SIDE]
@@ -120,7 +113,7 @@ def test_the_metadata_says_how_to_predict(exported, awkward_pipeline):
 
 
 def test_the_export_checks_its_inputs_as_the_pipeline(
-    exported, awkward_pipeline, held_out_files, tmp_path
+    onnx_file, awkward_pipeline, held_out_files, tmp_path
 ):
     from PIL import Image
 
@@ -129,7 +122,7 @@ def test_the_export_checks_its_inputs_as_the_pipeline(
     blank = tmp_path / "blank.png"
     Image.new("L", (SIDE, SIDE), 128).save(blank)
     paths = [*held_out_files[0][:5], str(blank)]
-    model = OnnxPneumoniaModel(exported)
+    model = OnnxPneumoniaModel(onnx_file)
 
     results = model.check_inputs(paths)
     expected = awkward_pipeline[-1].check_inputs(awkward_pipeline[0].transform(paths))
@@ -144,16 +137,16 @@ def test_the_export_checks_its_inputs_as_the_pipeline(
         model.predict_proba(paths)
 
 
-def test_an_export_without_a_reference_checks_the_pixels_only(exported, tmp_path):
-    old = OnnxPneumoniaModel(_rewritten(exported, tmp_path, input_reference=None))
+def test_an_export_without_a_reference_checks_the_pixels_only(onnx_file, tmp_path):
+    old = OnnxPneumoniaModel(_rewritten(onnx_file, tmp_path, input_reference=None))
 
     assert old.input_reference_ is None
     blank = np.full((1, SIDE, SIDE, 1), 0.5, dtype=np.float32)
     assert old.check_inputs(blank)[0].startswith("nearly uniform image")
 
 
-def _rewritten(exported, tmp_path, **changes):
-    proto = onnx.load(exported)
+def _rewritten(onnx_file, tmp_path, **changes):
+    proto = onnx.load(onnx_file)
     props = {prop.key: prop.value for prop in proto.metadata_props}
     props.update(changes)
     del proto.metadata_props[:]
@@ -187,10 +180,10 @@ def _rewritten(exported, tmp_path, **changes):
     ],
 )
 def test_a_file_that_is_not_a_sound_export_is_refused(
-    exported, tmp_path, changes, message
+    onnx_file, tmp_path, changes, message
 ):
     with pytest.raises(ValueError, match=message):
-        OnnxPneumoniaModel(_rewritten(exported, tmp_path, **changes))
+        OnnxPneumoniaModel(_rewritten(onnx_file, tmp_path, **changes))
 
 
 def test_a_file_that_is_not_onnx_is_refused(tmp_path):
@@ -209,14 +202,14 @@ def test_only_a_fitted_loader_and_classifier_export(awkward_classifier, tmp_path
 
 
 @pytest.mark.slow
-def test_prediction_from_the_export_never_imports_tensorflow(exported, held_out_files):
+def test_prediction_from_the_export_never_imports_tensorflow(onnx_file, held_out_files):
     paths, expected = held_out_files
     script = textwrap.dedent(
         f"""
         import json, sys
         from pneumoclf.export import OnnxPneumoniaModel
         paths = {[str(path) for path in paths]!r}
-        scores = OnnxPneumoniaModel({str(exported)!r}).predict_proba(paths)
+        scores = OnnxPneumoniaModel({str(onnx_file)!r}).predict_proba(paths)
         heavy = sorted(m for m in ("tensorflow", "keras") if m in sys.modules)
         print(json.dumps({{"heavy": heavy, "scores": scores[:, 1].tolist()}}))
         """
@@ -257,8 +250,8 @@ def test_an_adapted_model_exports_its_site_calibration_and_threshold(
 
 
 @pytest.mark.filterwarnings("ignore::pneumoclf.exceptions.InputCheckWarning")
-def test_predictions_do_not_depend_on_how_many_images_run_at_once(exported):
-    model = OnnxPneumoniaModel(exported)
+def test_predictions_do_not_depend_on_how_many_images_run_at_once(onnx_file):
+    model = OnnxPneumoniaModel(onnx_file)
     rng = np.random.default_rng(0)
     X = rng.random((300, *model.image_shape_[:2]), dtype=np.float32) * 0.5
     whole = model.predict_proba(X)
@@ -271,8 +264,8 @@ def test_predictions_do_not_depend_on_how_many_images_run_at_once(exported):
     np.testing.assert_array_equal(checks, model.check_inputs(X))
 
 
-def test_a_graph_with_other_outputs_is_refused(exported, tmp_path):
-    proto = onnx.load(exported)
+def test_a_graph_with_other_outputs_is_refused(onnx_file, tmp_path):
+    proto = onnx.load(onnx_file)
     decoy = onnx.helper.make_tensor_value_info(
         proto.graph.output[0].name, onnx.TensorProto.FLOAT, None
     )
@@ -316,13 +309,13 @@ def test_an_export_works_away_from_its_output_and_names_it_on_failure(
 
 
 def test_files_are_read_and_scored_in_parts(
-    exported, held_out_files, tmp_path, monkeypatch
+    onnx_file, held_out_files, tmp_path, monkeypatch
 ):
     from pneumoclf import export as export_module
     from pneumoclf.exceptions import ImageLoadError
 
     paths = [str(path) for path in held_out_files[0]]
-    model = OnnxPneumoniaModel(exported)
+    model = OnnxPneumoniaModel(onnx_file)
     whole = model.predict_proba_and_check_inputs(paths)
     monkeypatch.setattr(export_module, "_FILES_AT_ONCE", 3)
     read = []

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("tf2onnx")
 
-from pneumoclf.export import OnnxPneumoniaModel, export_onnx
+from pneumoclf.export import OnnxPneumoniaModel
 
 LIGHT = Path(__file__).resolve().parents[1] / "distributions" / "pneumoclf-onnx"
 MAX_MIB = 500
@@ -44,10 +44,9 @@ def test_it_has_no_tensorflow_nor_scikit_learn_and_is_small(light_env):
 
 
 def test_it_predicts_what_the_full_installation_predicts(
-    light_env, awkward_pipeline, held_out_files, tmp_path
+    light_env, onnx_file, held_out_files
 ):
-    model = tmp_path / "model.onnx"
-    export_onnx(awkward_pipeline, model)
+    model = onnx_file
     paths = [str(path) for path in held_out_files[0][:6]]
 
     command = [str(light_env / "bin" / "pneumoclf"), "predict", str(model), "--json"]

@@ -481,11 +481,16 @@ def test_a_file_of_format_2_4_cannot_tell_its_training_images(fitted, saved):
     ids=["unsorted", "signed", "repeated"],
 )  # fmt: skip
 def test_damaged_training_digests_are_refused(saved, digests):
+    _assert_refused_with_fitted(saved, "training_digests_", digests)
+
+
+def _assert_refused_with_fitted(saved, name, value):
+    """The file with its fitted ``name`` replaced by ``value`` does not load."""
     with zipfile.ZipFile(saved) as archive:
         metadata = json.loads(archive.read("metadata.json"))
-    metadata["fitted"]["training_digests_"] = digests
+    metadata["fitted"][name] = value
     _rewrite(saved, metadata={"fitted": metadata["fitted"]})
-    with pytest.raises(ModelFileError, match="training_digests_"):
+    with pytest.raises(ModelFileError, match=name):
         load_model(saved)
 
 
@@ -501,12 +506,7 @@ def test_damaged_training_digests_are_refused(saved, digests):
     ids=["label-not-bool", "score-above-1", "lengths-differ"],
 )  # fmt: skip
 def test_a_damaged_population_reference_is_refused(saved, reference):
-    with zipfile.ZipFile(saved) as archive:
-        metadata = json.loads(archive.read("metadata.json"))
-    metadata["fitted"]["population_reference_"] = reference
-    _rewrite(saved, metadata={"fitted": metadata["fitted"]})
-    with pytest.raises(ModelFileError, match="population_reference_"):
-        load_model(saved)
+    _assert_refused_with_fitted(saved, "population_reference_", reference)
 
 
 def test_a_file_of_format_2_1_loads_without_a_validation_report(fitted, saved):

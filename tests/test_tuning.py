@@ -575,17 +575,22 @@ def test_grid_search_runs_in_parallel_processes_on_file_paths(xrays):
 # --- shared storages ----------------------------------------------------------------
 
 
-@pytest.mark.slow
-def test_a_journal_file_study_resumes(xrays, tmp_path):
-    arguments = dict(
+def _journal_study(tmp_path, name):
+    """Arguments of tune for a small study kept in a journal file, without refit."""
+    return dict(
         search_space=WORKER_SPACE,
         fixed_params=WORKER_FIXED,
         storage=tmp_path / "study.log",
-        study_name="resumed",
+        study_name=name,
         random_state=0,
         refit=False,
         verbose=0,
     )
+
+
+@pytest.mark.slow
+def test_a_journal_file_study_resumes(xrays, tmp_path):
+    arguments = _journal_study(tmp_path, "resumed")
     first, _ = tune(xrays.paths, xrays.y, n_trials=1, **arguments)
     (trial,) = first.trials
     study, _ = tune(xrays.paths, xrays.y, n_trials=2, **arguments)
@@ -598,15 +603,7 @@ def test_a_journal_file_study_resumes(xrays, tmp_path):
 
 
 def test_a_study_records_its_data_and_refuses_other_data(xrays, tmp_path):
-    arguments = dict(
-        search_space=WORKER_SPACE,
-        fixed_params=WORKER_FIXED,
-        storage=tmp_path / "study.log",
-        study_name="recorded",
-        random_state=0,
-        refit=False,
-        verbose=0,
-    )
+    arguments = _journal_study(tmp_path, "recorded")
     study, _ = tune(xrays.paths, xrays.y, n_trials=1, **arguments)
     data = study.user_attrs["data"]
     assert data["n_images"] == len(xrays.paths)

@@ -3,6 +3,7 @@
 import contextlib
 import errno
 import os
+import re
 import secrets
 import signal
 import sys
@@ -226,6 +227,30 @@ def describe_os_error(error):
     if error.filename is None or not error.strerror:
         return str(error)
     return f"{error.filename}: {error.strerror}."
+
+
+# --------------------------------------------------------------------- text
+
+# C0 and C1 control characters, DEL, and the Unicode line and paragraph
+# separators: in a terminal they move the cursor, recolour or retitle the window;
+# in Markdown they end a line.
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_control_characters(text, keep=""):
+    """``text`` with each control character but those in ``keep`` as ``\\xNN``.
+
+    For names from files and folders that reach a terminal or a document.
+
+    Examples
+    --------
+    >>> escape_control_characters("a\\x1b[2Jb\\nc", keep="\\n")
+    'a\\\\x1b[2Jb\\nc'
+    """
+    return _CONTROL_CHARACTERS.sub(
+        lambda match: match[0] if match[0] in keep else f"\\x{ord(match[0]):02x}",
+        str(text),
+    )
 
 
 # --------------------------------------------------------------------- interrupts

@@ -365,7 +365,7 @@ class OnnxPneumoniaModel:
         checks : ndarray of shape (n,), dtype object
             ``"ok"`` or why an image may not be labelled; no warning is given.
         """
-        scores, results = self._in_parts(X, self._scores_and_checks)
+        scores, results = self._scores_and_checks_in_parts(X)
         pneumonia = with_prevalence(
             calibrated(scores, _calibration(self.metadata_)),
             trained=self.metadata_["training_prevalence"],
@@ -383,19 +383,19 @@ class OnnxPneumoniaModel:
             )
         return scores, self._input_check_results(images, features, paths)
 
-    def _in_parts(self, X, work):
-        """``work`` on image files in parts, so that memory does not grow with them.
+    def _scores_and_checks_in_parts(self, X):
+        """:meth:`_scores_and_checks` of image files in parts, in bounded memory.
 
-        Returns ``work``'s two per-image arrays, joined; every unreadable file is
-        named in one ImageLoadError.
+        Every unreadable file is named in one ImageLoadError.
         """
         if isinstance(X, np.ndarray) and X.dtype.kind == "f":
-            return work(X)
+            return self._scores_and_checks(X)
         paths = check_paths(X)
         outcomes, failures = [], []
         for start in range(0, len(paths), _FILES_AT_ONCE):
+            part = paths[start : start + _FILES_AT_ONCE]
             try:
-                outcomes.append(work(paths[start : start + _FILES_AT_ONCE]))
+                outcomes.append(self._scores_and_checks(part))
             except ImageLoadError as error:
                 failures += error.failures
         if failures:
@@ -434,7 +434,7 @@ class OnnxPneumoniaModel:
         -------
         ndarray of shape (n,), dtype object
         """
-        return self._in_parts(X, self._scores_and_checks)[1]
+        return self._scores_and_checks_in_parts(X)[1]
 
     def _outputs(self, images):
         # In batches: one run over thousands of images is five times slower per

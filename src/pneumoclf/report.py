@@ -27,6 +27,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ._deprecation import made_private
+from ._utils import escape_control_characters
 from .metrics import (
     clinical_report,
     clinical_report_rows,
@@ -302,10 +303,6 @@ def _training_data(classifier, data, data_dir):
     ]
 
 
-# Characters that would end a line of Markdown, or act on a terminal, in a name.
-_BREAKING = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
 def _as_code(text):
     """``text``, a name from a file or folder, as a Markdown code span.
 
@@ -313,8 +310,7 @@ def _as_code(text):
     characters become escapes such as ``\\x0a``, and backticks, which would end
     the span, quotes.
     """
-    text = _BREAKING.sub(lambda match: f"\\x{ord(match[0]):02x}", str(text))
-    return "`" + text.replace("`", "'") + "`"
+    return "`" + escape_control_characters(text).replace("`", "'") + "`"
 
 
 def _collapsed_grouping(target, groups):

@@ -9,13 +9,12 @@ import io
 import json
 import math
 import os
-import re
 import sys
 import tempfile
 import time
 import warnings
 
-from .._utils import atomic_open, is_pneumonia
+from .._utils import atomic_open, escape_control_characters, is_pneumonia
 from ..persistence import MIN_KEY_BYTES
 from ..recipes import (
     DEMO_SPLIT,
@@ -296,17 +295,12 @@ def run_info(args):
     return 0
 
 
-# Control characters but newline and tab (C0, DEL, C1): in a terminal they move the
-# cursor, recolour, retitle the window, or worse.
-_CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
 def printable(text):
-    """``text`` with each control character shown as its escape, e.g. ``\\x1b``.
+    """``text`` with each control character but newline and tab as ``\\xNN``.
 
-    For what reaches a terminal: a file name may hold escape sequences.
+    For what reaches a terminal: a card or a file name may hold escape sequences.
     """
-    return _CONTROL_CHARACTERS.sub(lambda match: f"\\x{ord(match[0]):02x}", text)
+    return escape_control_characters(text, keep="\n\t")
 
 
 def run_predict(args):

@@ -231,6 +231,11 @@ def _open_grayscale(file, start, size, path, target_hw, resize):
         return to_grayscale(img)
 
 
+def _is_whole_file(start):
+    """Whether ``start``, from :func:`read_start`, holds its whole file."""
+    return start is not None and len(start) < _FIRST_READ_BYTES
+
+
 def read_start(path):
     """The first bytes of an image file, in one read: all of a small file.
 
@@ -275,8 +280,7 @@ def read_grayscale(path, target_hw=None, resize="stretch", start=None):
     first bytes from :func:`read_start`, spares reading a small file again.
     """
     try:
-        if start is not None and len(start) < _FIRST_READ_BYTES:
-            # The whole file, already read.
+        if _is_whole_file(start):
             file = io.BytesIO(start)
             return _open_grayscale(file, start, len(start), path, target_hw, resize)
         with open(path, "rb") as file:
@@ -302,8 +306,8 @@ def decode_image(path, target_hw, resize, start=None):
         ``uint8`` for 8-bit sources (to be divided by 255), else ``float32`` in [0, 1].
     """
     gray = None
-    if start is not None and len(start) < _FIRST_READ_BYTES:
-        # A whole small file: a plain JPEG needs none of the general way's checks.
+    if _is_whole_file(start):
+        # A plain JPEG read whole needs none of the general way's checks.
         gray = _decode_plain_jpeg(start, target_hw, resize)
     if gray is None:
         gray = read_grayscale(path, target_hw, resize, start)

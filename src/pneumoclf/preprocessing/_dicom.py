@@ -112,8 +112,8 @@ def _deflated_data_set(file, budget, *, header):
     allows; otherwise a data set that inflates beyond it is refused.
     """
     meta_end, meta = _file_meta(file)
-    file.seek(0)
     if meta is None or _DEFLATED not in meta:
+        file.seek(0)
         return None
     from pydicom.dataset import FileMetaDataset
     from pydicom.filereader import read_dataset
@@ -121,7 +121,6 @@ def _deflated_data_set(file, budget, *, header):
     file.seek(meta_end)
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     data = inflater.decompress(file.read(), budget)
-    file.seek(0)
     if inflater.unconsumed_tail and not header:
         raise UnreadableImage(
             f"DICOM deflated data set inflates beyond {budget // 1024**2} MiB, more "
@@ -139,12 +138,12 @@ def _deflated_data_set(file, budget, *, header):
     return dataset
 
 
-def _before_pixels(tag, vr, length):
-    return tag >= _PIXEL_DATA_GROUP
-
-
 # Tags from the pixel data's group on hold pixels, not attributes.
 _PIXEL_DATA_GROUP = 0x7FE00000
+
+
+def _before_pixels(tag, vr, length):
+    return tag >= _PIXEL_DATA_GROUP
 
 
 def _file_meta(file):
