@@ -1,10 +1,10 @@
 """At a new site: adaptation on a few labelled local cases, and the shift check.
 
-The recipe of ``pneumoclf train`` is trained on the training part of a
-patient-grouped split of the training folder (by default ``chest_xray``; 80% of
-the patients, seed ``--seed``). An external folder (by default
-``../shared/data/external``, half of the official Kermany test split) plays the
-new site:
+For each ``--seeds`` seed, the recipe of ``pneumoclf train`` is trained (network
+seed too) on the training part of a patient-grouped split of the training folder
+(by default ``chest_xray``; 80% of the patients, split seed). An external folder
+(by default ``../shared/data/external``, half of the official Kermany test split)
+plays the new site:
 
 * adaptation: ``--resamples`` times, whole external patients are drawn until
   ``--local-images`` images are labelled; :func:`pneumoclf.site.adapt_to_site`
@@ -16,12 +16,17 @@ new site:
   internal patients (how often it fires where nothing shifted); and on the
   held-out internal images after acquisition shifts of ``benchmarks/shift.py``.
 
+The figures of each network are reported, and those of all resamples of all
+networks together: two trainings of the recipe rank the external images
+differently enough to move them by several points.
+
 Run from the repository root::
 
-    python benchmarks/site.py --seed 0 --model /tmp/site_model.pneumoclf
+    python benchmarks/site.py --seeds 0 1 2 --model-dir /tmp/site_models
 
-``--model`` keeps the trained model (and reuses it when the file exists; it must
-come from the same ``--seed`` and data). Writes ``site.json`` and ``site.md``.
+``--model-dir`` keeps the trained models as ``seed<N>.pneumoclf`` (and reuses
+those that exist; they must come from the same seed and data). Writes
+``site.json`` and ``site.md``.
 """
 
 import argparse
@@ -51,8 +56,10 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--external", type=Path, default=DEFAULT_EXTERNAL)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--model", type=Path, help="model file to keep or reuse")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument(
+        "--model-dir", type=Path, help="folder of models to keep or reuse"
+    )
     parser.add_argument("--resamples", type=int, default=10)
     parser.add_argument("--local-images", type=int, default=100)
     parser.add_argument("--min-recall", type=float, default=0.95)
@@ -127,9 +134,9 @@ def adaptation_study(classifier, X, y, groups, args):
     return rows
 
 
-def batch_checks(classifier, X, y, groups, n_images, n_batches):
+def batch_checks(classifier, X, y, groups, n_images, args):
     rows = []
-    for batch in range(n_batches):
+    for batch in range(args.batches):
         mask = patients_until(groups, n_images, np.random.default_rng(1000 + batch))
         finding = check_site(classifier, X[mask])
         rows.append(
@@ -170,66 +177,89 @@ def summary(values):
             "max": float(values.max())}  # fmt: skip
 
 
+#: What each resample of the adaptation measures.
+ADAPTATION_FIGURES = (
+    "recall", "specificity", "recall_before", "specificity_before",
+    "expected_recall", "expected_specificity", "oracle",
+)  # fmt: skip
+
+
+def adaptation_summary(rows):
+    return {name: summary([row[name] for row in rows]) for name in ADAPTATION_FIGURES}
+
+
+def spread(figure):
+    return f"{figure['mean']:.1%} ({figure['min']:.1%} to {figure['max']:.1%})"
+
+
+def adaptation_lines(label, a):
+    return (
+        f"| {label} | {spread(a['recall_before'])} | "
+        f"{spread(a['specificity_before'])} | {spread(a['recall'])} | "
+        f"{spread(a['specificity'])} | {a['expected_recall']['mean']:.1%} / "
+        f"{a['expected_specificity']['mean']:.1%} | {spread(a['oracle'])} |"
+    )
+
+
+def check_lines(network, n_external):
+    seed, ext = network["seed"], network["external_check"]
+    fired = "yes" if ext["shifted"] else "no"
+    lines = [
+        f"| {seed} | external | {ext['n_images']} | {fired} | {ext['p_value']:.4f} "
+        f"| {ext['estimated_prevalence']:.3f} | {ext['prevalence']:.3f} |"
+    ]
+    internal = network["internal_checks"]
+    n_fired = sum(row["shifted"] for row in internal)
+    errors = [abs(r["estimated_prevalence"] - r["prevalence"]) for r in internal]
+    lines.append(
+        f"| {seed} | {len(internal)} internal batches (held-out patients) | "
+        f"{internal[0]['n_images']} each | {n_fired} of {len(internal)} | "
+        f"min {min(r['p_value'] for r in internal):.4f} | error at most "
+        f"{max(errors):.3f} | |"
+    )
+    for row in network["shifted_checks"]:
+        lines.append(
+            f"| {seed} | internal, {row['shift']} | {n_external} | "
+            f"{'yes' if row['shifted'] else 'no'} | {row['p_value']:.4f} | "
+            f"{row['estimated_prevalence']:.3f} | |"
+        )
+    return lines
+
+
 def markdown(result):
-    a = result["adaptation"]
+    networks = result["networks"]
+    seeds = ", ".join(str(network["seed"]) for network in networks)
     lines = [
         "# At a new site",
         "",
         f"Command: `{result['command']}`. Machine: {result['machine']['cpu']}. "
-        f"Model: the recipe trained on {result['n_train']} images of the training "
-        f"part of a patient split of `{result['data_dir']}` (80% of patients, seed "
-        f"{result['seed']}); the new site: `{result['external']}` "
-        f"({result['n_external']} images).",
+        f"Models: the recipe trained on the training part of a patient split of "
+        f"`{result['data_dir']}` (80% of patients, {networks[0]['n_train']} images "
+        f"at seed {networks[0]['seed']}; split and network seeds {seeds}); the new "
+        f"site: `{result['external']}` ({result['n_external']} images).",
         "",
         f"## Adaptation on {result['local_images']} labelled local images "
-        f"({len(a['rows'])} resamples by patient, recall target "
+        f"({result['resamples']} resamples by patient per network, recall target "
         f"{result['min_recall']:g}; judged on the rest)",
         "",
-        "| threshold | recall mean (min to max) | specificity mean (min to max) |",
-        "|---|---|---|",
-    ]
-    for label, prefix in (("model's own", "_before"), ("adapted", "")):
-        recall, spec = a[f"recall{prefix}"], a[f"specificity{prefix}"]
-        lines.append(
-            f"| {label} | {recall['mean']:.1%} ({recall['min']:.1%} to "
-            f"{recall['max']:.1%}) | {spec['mean']:.1%} ({spec['min']:.1%} to "
-            f"{spec['max']:.1%}) |"
-        )
-    recall, spec = a["expected_recall"], a["expected_specificity"]
-    lines += [
-        f"| promised by the adaptation (cross-fitted) | {recall['mean']:.1%} | "
-        f"{spec['mean']:.1%} |",
+        "Mean (min to max) over resamples. The bound is the best specificity any "
+        f"threshold reaches at recall >= {result['min_recall']:g} on the rest.",
         "",
-        f"Best specificity any threshold reaches at recall >= {result['min_recall']:g}"
-        f" on the rest (a bound of threshold choice): {a['oracle']['mean']:.1%} "
-        f"({a['oracle']['min']:.1%} to {a['oracle']['max']:.1%}).",
+        "| network seed | own threshold: recall | own threshold: specificity | "
+        "adapted: recall | adapted: specificity | promised (cross-fitted) recall / "
+        "specificity | bound |",
+        "|---|---|---|---|---|---|---|",
+        *(adaptation_lines(n["seed"], n["adaptation"]) for n in networks),
+        adaptation_lines("all", result["adaptation"]),
         "",
         "## Shift check",
         "",
-        "| batch | images | fired | p-value | estimated prevalence | true prevalence |",
-        "|---|---|---|---|---|---|",
+        "| network seed | batch | images | fired | p-value | estimated prevalence | "
+        "true prevalence |",
+        "|---|---|---|---|---|---|---|",
     ]
-    ext = result["external_check"]
-    lines.append(
-        f"| external | {ext['n_images']} | {'yes' if ext['shifted'] else 'no'} | "
-        f"{ext['p_value']:.4f} | {ext['estimated_prevalence']:.3f} | "
-        f"{ext['prevalence']:.3f} |"
-    )
-    internal = result["internal_checks"]
-    fired = sum(row["shifted"] for row in internal)
-    errors = [abs(r["estimated_prevalence"] - r["prevalence"]) for r in internal]
-    lines.append(
-        f"| {len(internal)} internal batches (held-out patients) | "
-        f"{internal[0]['n_images']} each | {fired} of {len(internal)} | "
-        f"min {min(r['p_value'] for r in internal):.4f} | error at most "
-        f"{max(errors):.3f} | |"
-    )
-    for row in result["shifted_checks"]:
-        lines.append(
-            f"| internal, {row['shift']} | {ext['n_images']} | "
-            f"{'yes' if row['shifted'] else 'no'} | {row['p_value']:.4f} | "
-            f"{row['estimated_prevalence']:.3f} | |"
-        )
+    for network in networks:
+        lines += check_lines(network, result["n_external"])
     return "\n".join(lines) + "\n"
 
 
@@ -246,60 +276,64 @@ def oracle_specificity(classifier, X, y, groups, args):
     return values
 
 
+def network_study(data, external, seed, args):
+    """Train (or reuse) the network of ``seed``, adapt it to the site, check shift."""
+    train, _, test = patient_split(
+        data.paths, data.target, groups=data.groups, sizes=(0.8, 0.0, 0.2),
+        random_state=seed,
+    )  # fmt: skip
+    model_path = None
+    if args.model_dir is not None:
+        args.model_dir.mkdir(parents=True, exist_ok=True)
+        model_path = args.model_dir / f"seed{seed}.pneumoclf"
+    pipe, seconds = trained_pipeline(data, train, seed, model_path)
+    loader, classifier = pipe[0], pipe[-1]
+    X_external = loader.transform(external.paths)
+    y, groups = external.target, external.groups
+    rows = adaptation_study(classifier, X_external, y, groups, args)
+    oracles = oracle_specificity(classifier, X_external, y, groups, args)
+    for row, oracle in zip(rows, oracles, strict=True):
+        row.update(seed=seed, oracle=oracle)
+    finding = check_site(classifier, X_external)
+    X_test, n_external = loader.transform(data.paths[test]), len(external.paths)
+    return {
+        "seed": seed,
+        "n_train": len(train),
+        "train_seconds": seconds,
+        "adaptation": {**adaptation_summary(rows), "rows": rows},
+        "external_check": {
+            **finding._asdict(),
+            "prevalence": float(np.mean(y == classifier.classes_[1])),
+        },
+        "internal_checks": batch_checks(
+            classifier, X_test, data.target[test], data.groups[test], n_external, args
+        ),
+        "shifted_checks": shifted_checks(pipe, data.paths[test], n_external),
+    }
+
+
 def main(argv=None):
     args = parse_args(argv)
     warnings.simplefilter("ignore", SiteShiftWarning)
     warnings.simplefilter("ignore", InputCheckWarning)
     data = load_chest_xray(args.data_dir)
-    train, _, test = patient_split(
-        data.paths, data.target, groups=data.groups, sizes=(0.8, 0.0, 0.2),
-        random_state=args.seed,
-    )  # fmt: skip
-    pipe, seconds = trained_pipeline(data, train, args.seed, args.model)
-    loader, classifier = pipe[0], pipe[-1]
     external = load_chest_xray(args.external)
-    X_external = loader.transform(external.paths)
-    rows = adaptation_study(
-        classifier, X_external, external.target, external.groups, args
-    )
-    adaptation = {
-        name: summary([row[name] for row in rows])
-        for name in ("recall", "specificity", "recall_before", "specificity_before",
-                     "expected_recall", "expected_specificity")
-    }  # fmt: skip
-    adaptation["oracle"] = summary(
-        oracle_specificity(
-            classifier, X_external, external.target, external.groups, args
-        )
-    )
-    adaptation["rows"] = rows
-    finding = check_site(classifier, X_external)
-    X_test = loader.transform(data.paths[test])
+    networks = []
+    for seed in args.seeds:
+        print(f"network seed {seed}", flush=True)
+        networks.append(network_study(data, external, seed, args))
+    every_resample = [row for n in networks for row in n["adaptation"]["rows"]]
     result = {
         "command": "python benchmarks/site.py " + " ".join(sys.argv[1:]),
         "machine": machine(),
         "data_dir": str(args.data_dir),
         "external": str(args.external),
-        "seed": args.seed,
-        "n_train": len(train),
-        "train_seconds": seconds,
         "n_external": len(external.paths),
         "local_images": args.local_images,
+        "resamples": args.resamples,
         "min_recall": args.min_recall,
-        "adaptation": adaptation,
-        "external_check": {
-            **finding._asdict(),
-            "prevalence": float(np.mean(external.target == 1)),
-        },
-        "internal_checks": batch_checks(
-            classifier,
-            X_test,
-            data.target[test],
-            data.groups[test],
-            len(external.paths),
-            args.batches,
-        ),
-        "shifted_checks": shifted_checks(pipe, data.paths[test], len(external.paths)),
+        "adaptation": adaptation_summary(every_resample),
+        "networks": networks,
     }
     write_results(args.out, args.name, result, markdown(result))
 
