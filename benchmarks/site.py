@@ -53,7 +53,11 @@ CHECKED_SHIFTS = ("crop 10%", "gamma 0.7", "contrast 0.7", "border 10%", "blur")
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    # Without abbreviations, the former --seed and --model are refused, not read as
+    # --seeds and --model-dir.
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], allow_abbrev=False
+    )
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--external", type=Path, default=DEFAULT_EXTERNAL)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
