@@ -10,6 +10,13 @@ import os
 import shutil
 from pathlib import Path
 
+# Each pytest-xdist worker runs TensorFlow and BLAS on one thread, so that the
+# workers share the machine's cores instead of each taking all of them.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    for variable in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
+                     "OMP_NUM_THREADS"):  # fmt: skip
+        os.environ.setdefault(variable, "1")
+
 import numpy as np
 import pytest
 from awkward import AWKWARD_FOLDER, SIDE, SMALL_CNN, save_image

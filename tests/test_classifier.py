@@ -1,4 +1,5 @@
 import pickle
+import re
 import warnings
 
 import numpy as np
@@ -206,6 +207,7 @@ def test_auto_after_a_numeric_fit_asks_for_a_refit(fitted):
         fitted.set_params(threshold=0.5)
 
 
+@pytest.mark.slow
 def test_early_stopping_stops_and_records_history(data):
     X, y = data
     rng = np.random.default_rng(0)
@@ -297,6 +299,7 @@ def test_groups_of_another_length_are_refused(data):
         PneumoniaCNNClassifier(epochs=1).fit(X, y, groups=np.arange(len(y) - 1))
 
 
+@pytest.mark.slow
 def test_label_smoothing_reaches_the_loss(data):
     X, y = data
     classifier = PneumoniaCNNClassifier(
@@ -315,6 +318,7 @@ def _weights(model):
     return [weight.numpy().copy() for weight in model.weights]
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("eager")
 def test_warm_start_trains_the_same_network_further(data):
     X, y = data
@@ -334,6 +338,7 @@ def test_warm_start_trains_the_same_network_further(data):
     assert clf.history_["loss"][2] < first_losses[0]
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("eager")
 def test_without_warm_start_each_fit_starts_afresh(data):
     X, y = data
@@ -344,6 +349,7 @@ def test_without_warm_start_each_fit_starts_afresh(data):
     assert clf.n_epochs_ == 2
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("eager")
 def test_warm_start_chooses_the_threshold_and_calibration_again(data):
     X, y = data
@@ -395,6 +401,7 @@ def test_warm_start_refuses_images_of_another_size(data):
         clf.fit(X[:, :, :12], y)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("eager")
 def test_partial_fit_is_one_epoch_per_call_and_repeatable(data):
     X, y = data
@@ -442,6 +449,7 @@ def test_partial_fit_refuses_what_needs_a_validation_part(data, settings, named)
         clf.partial_fit(X, y)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("eager")
 def test_fit_after_partial_fit_joins_the_histories(data, tmp_path):
     from pneumoclf.persistence import load_model, save_model
@@ -478,6 +486,7 @@ def test_sample_weight_is_not_modified(data):
     np.testing.assert_array_equal(weights, 1.0)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("eager")
 def test_sample_weight_reaches_the_loss(data):
     X, y = data
@@ -747,7 +756,7 @@ def test_a_dataframe_is_a_table_whose_column_names_are_checked(held_out_images):
         {"label_smoothing": 1.0}, {"threshold": "best"}, {"learning_rate": -1.0},
         {"validation_fraction": 0.0},
     ],
-    ids=str,
+    ids=lambda params: re.sub(r" at 0x[0-9a-f]+", "", str(params)),  # same in workers
 )  # fmt: skip
 def test_invalid_classifier_parameters_are_named(params):
     with pytest.raises(InvalidParameterError, match=f"'{next(iter(params))}'"):
@@ -929,6 +938,7 @@ def test_a_network_that_learned_nothing_is_named_in_a_warning(data, monkeypatch)
         clf.fit(X, y)
 
 
+@pytest.mark.slow
 def test_identical_training_images_are_no_sign_of_a_failed_training(recwarn):
     X = np.zeros((8, 16, 16), np.float32)
     PneumoniaCNNClassifier(epochs=1, early_stopping=False, random_state=0).fit(
@@ -956,6 +966,7 @@ def _fit_and_predict(image_files):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "config",
     [

@@ -658,6 +658,7 @@ def test_tune_shares_a_stored_study_and_saves_the_best(data_dir, tmp_path, capsy
 # ------------------------------------------------------------- demo and version
 
 
+@pytest.mark.slow
 def test_demo(capsys):
     status, out, _ = _run(capsys, "demo", "--epochs", "1", "--seed", "3")
     assert status == 0
@@ -1104,6 +1105,7 @@ def test_predict_csv_is_safe_in_a_spreadsheet_and_keeps_one_row_per_file(
         assert path == name
 
 
+@pytest.mark.slow
 def test_train_saves_no_model_that_learned_nothing(
     data_dir, tmp_path, capsys, monkeypatch
 ):

@@ -33,9 +33,15 @@ def _public_modules():
 
 
 PUBLIC_MODULES = _public_modules()
+# Modules whose examples train networks for many seconds: run with the slow tests.
+SLOW_EXAMPLES = {"pneumoclf.explain"}
 
 
-@pytest.mark.parametrize("module_name", PUBLIC_MODULES)
+@pytest.mark.parametrize(
+    "module_name",
+    [pytest.param(name, marks=pytest.mark.slow) if name in SLOW_EXAMPLES else name
+     for name in PUBLIC_MODULES],
+)  # fmt: skip
 def test_docstring_examples(module_name):
     module = importlib.import_module(module_name)
     for name in getattr(module, "__all__", ()):

@@ -433,6 +433,7 @@ def _mean_rank_correlation(maps, other_maps):
     return float(np.mean(values))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", explain.METHODS)
 def test_maps_change_when_the_weights_are_randomised(
     classifier, held_out, maps_by_method, method
@@ -460,6 +461,7 @@ def shuffled_label_classifier(classifier):
     return clone(classifier).fit(X, shuffled)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", explain.METHODS)
 def test_maps_change_when_the_labels_were_shuffled(
     shuffled_label_classifier, held_out, maps_by_method, method

@@ -418,6 +418,7 @@ def test_newer_minor_format_version_loads(fitted, saved):
     _assert_same_classifier(load_model(saved), *fitted)
 
 
+@pytest.mark.slow
 def test_a_file_of_format_1_loads_with_its_fitted_state(classifiers, images, tmp_path):
     # Format 1 knew no calibration: an uncalibrated classifier, auto threshold.
     clf, X = classifiers["bools"], images[0]
@@ -1326,6 +1327,7 @@ def test_weights_missing_for_a_layer_are_refused(awkward_model_file, tmp_path):
         load_model(path)
 
 
+@pytest.mark.slow
 def test_a_global_average_head_round_trips(images, tmp_path):
     X, y = images
     clf = PneumoniaCNNClassifier(head="global_average", **SMALL).fit(X, y)

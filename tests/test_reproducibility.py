@@ -49,6 +49,7 @@ def test_different_seeds_give_different_models():
     assert not np.array_equal(*probas)
 
 
+@pytest.mark.slow
 def test_fitting_leaves_the_global_random_state_alone():
     X, y = blob_images(40, 16, seed=3)
     np.random.seed(123)  # noqa: NPY002
@@ -58,6 +59,7 @@ def test_fitting_leaves_the_global_random_state_alone():
     assert np.random.random_sample() == expected  # noqa: NPY002
 
 
+@pytest.mark.slow
 def test_fitting_seeds_no_global_generator_of_python_keras_or_tensorflow():
     import random
 

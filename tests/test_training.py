@@ -42,6 +42,7 @@ def test_groups_keep_each_patient_on_one_side_of_the_validation_split(data, part
     assert len(parts["train"]) + len(parts["validation"]) == len(y)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("eager")
 @pytest.mark.parametrize(
     "settings",
@@ -177,6 +178,7 @@ def test_early_stopping_and_the_schedule_watch_the_chosen_figure(
     assert run._callbacks(settings, monitored=False) == []
 
 
+@pytest.mark.slow
 def test_an_automatic_threshold_of_one_is_kept_below_one(data, monkeypatch):
     X, y = data
     monkeypatch.setattr(validation, "choose_threshold", lambda *args, **kw: 1.0)
@@ -188,6 +190,7 @@ def test_an_automatic_threshold_of_one_is_kept_below_one(data, monkeypatch):
     classifier.set_fitted_state(classifier.get_fitted_state())  # a valid state
 
 
+@pytest.mark.slow
 def test_the_automatic_threshold_weighs_the_validation_images(data, monkeypatch):
     X, y = data
     weights = 1 + np.arange(len(y)) / 1000  # each image its own weight
