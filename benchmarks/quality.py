@@ -127,6 +127,33 @@ def common_parser(description, seeds):
     return parser
 
 
+def add_site_arguments(parser):
+    """The options of the new-site benchmarks (``site.py``, ``site_levers.py``)."""
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    parser.add_argument(
+        "--external",
+        type=Path,
+        default=REPO_ROOT.parent / "shared" / "data" / "external",
+    )
+    parser.add_argument("--resamples", type=int, default=10)
+    parser.add_argument("--local-images", type=int, default=100)
+    parser.add_argument("--min-recall", type=float, default=0.95)
+    parser.add_argument(
+        "--out", type=Path, default=REPO_ROOT / "benchmarks" / "results"
+    )
+
+
+def patients_until(groups, n_images, rng):
+    """A mask of whole patients, drawn at random until ``n_images`` are taken."""
+    chosen, taken = [], 0
+    for patient in rng.permutation(np.unique(groups)):
+        if taken >= n_images:
+            break
+        chosen.append(patient)
+        taken += int(np.sum(groups == patient))
+    return np.isin(groups, chosen)
+
+
 def write_results(out, name, result, table):
     """Write ``name.json`` and ``name.md`` into ``out`` and print the table."""
     out.mkdir(parents=True, exist_ok=True)

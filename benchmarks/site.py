@@ -37,7 +37,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from quality import REPO_ROOT, machine, write_results
+from quality import add_site_arguments, machine, patients_until, write_results
 from shift import SHIFTS, shifted_copies
 
 from pneumoclf import load_chest_xray, patient_split
@@ -46,8 +46,6 @@ from pneumoclf.persistence import load_model, save_model
 from pneumoclf.recipes import make_pipeline
 from pneumoclf.site import adapt_to_site, check_site
 
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "chest_xray"
-DEFAULT_EXTERNAL = REPO_ROOT.parent / "shared" / "data" / "external"
 #: Acquisition shifts the held-out internal images are checked under.
 CHECKED_SHIFTS = ("crop 10%", "gamma 0.7", "contrast 0.7", "border 10%", "blur")
 
@@ -58,19 +56,12 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], allow_abbrev=False
     )
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--external", type=Path, default=DEFAULT_EXTERNAL)
+    add_site_arguments(parser)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument(
         "--model-dir", type=Path, help="folder of models to keep or reuse"
     )
-    parser.add_argument("--resamples", type=int, default=10)
-    parser.add_argument("--local-images", type=int, default=100)
-    parser.add_argument("--min-recall", type=float, default=0.95)
     parser.add_argument("--batches", type=int, default=20)
-    parser.add_argument(
-        "--out", type=Path, default=REPO_ROOT / "benchmarks" / "results"
-    )
     parser.add_argument("--name", default="site")
     return parser.parse_args(argv)
 
@@ -86,17 +77,6 @@ def trained_pipeline(data, train, seed, model_path):
     if model_path is not None:
         save_model(pipe, model_path)
     return pipe, seconds
-
-
-def patients_until(groups, n_images, rng):
-    """A mask of whole patients, drawn at random until ``n_images`` are taken."""
-    chosen, taken = [], 0
-    for patient in rng.permutation(np.unique(groups)):
-        if taken >= n_images:
-            break
-        chosen.append(patient)
-        taken += int(np.sum(groups == patient))
-    return np.isin(groups, chosen)
 
 
 def judged(classifier, X, y):
