@@ -154,6 +154,13 @@ def patients_until(groups, n_images, rng):
     return np.isin(groups, chosen)
 
 
+def best_specificity(scores, pneumonia, min_recall):
+    """The best specificity any threshold reaches at ``min_recall`` on these images."""
+    ordered = np.sort(scores[pneumonia])
+    threshold = ordered[int(np.floor(len(ordered) * (1 - min_recall)))]
+    return float(np.mean(scores[~pneumonia] < threshold))
+
+
 def write_results(out, name, result, table):
     """Write ``name.json`` and ``name.md`` into ``out`` and print the table."""
     out.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,13 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from quality import add_site_arguments, machine, patients_until, write_results
+from quality import (
+    add_site_arguments,
+    best_specificity,
+    machine,
+    patients_until,
+    write_results,
+)
 from shift import SHIFTS, shifted_copies
 
 from pneumoclf import load_chest_xray, patient_split
@@ -254,9 +260,7 @@ def oracle_specificity(classifier, X, y, groups, args):
                                np.random.default_rng(resample))  # fmt: skip
         scores = classifier.predict_proba(X[rest])[:, 1]
         pneumonia = y[rest] == classifier.classes_[1]
-        ordered = np.sort(scores[pneumonia])
-        threshold = ordered[int(np.floor(len(ordered) * (1 - args.min_recall)))]
-        values.append(float(np.mean(scores[~pneumonia] < threshold)))
+        values.append(best_specificity(scores, pneumonia, args.min_recall))
     return values
 
 

@@ -37,7 +37,13 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from quality import add_site_arguments, machine, patients_until, write_results
+from quality import (
+    add_site_arguments,
+    best_specificity,
+    machine,
+    patients_until,
+    write_results,
+)
 from scipy import ndimage
 from scipy.special import logit
 from sklearn.linear_model import LogisticRegression
@@ -141,9 +147,8 @@ def coral(features, reference):
     return (features - features.mean(axis=0)) @ recolour + reference.mean(axis=0)
 
 
-def joint_regression(train_features, y_train, features, y, weight):
+def joint_regression(train_features, y_train, features, y, scaler, weight):
     """Scores of a logistic regression on training plus local features."""
-    scaler = StandardScaler().fit(train_features)
 
     def scores(local):
         X = scaler.transform(np.vstack([train_features, features[local]]))
@@ -178,13 +183,11 @@ def judge(scores_of, y, locals_, min_recall):
         scores, rest = scores_of(local), ~local
         threshold = site_threshold(scores[local & y], min_recall)
         called = scores[rest] >= threshold
-        ordered = np.sort(scores[rest & y])
-        best = ordered[int(np.floor(len(ordered) * (1 - min_recall)))]
         rows.append(
             {
                 "recall": float(called[y[rest]].mean()),
                 "specificity": float((~called[~y[rest]]).mean()),
-                "bound": float(np.mean(scores[rest & ~y] < best)),
+                "bound": best_specificity(scores[rest], y[rest], min_recall),
                 "auc": float(roc_auc_score(y[rest], scores[rest])),
             }
         )
@@ -215,10 +218,10 @@ def levers(network, X_external, y, X_train, y_train, X_internal):
         ),
         "CORAL on features": fixed(network.head(coral(features, internal_features))),
         "regression, local weighted 5": joint_regression(
-            train_features, y_train, features, y, 5.0
+            train_features, y_train, features, y, scaler, 5.0
         ),
         "regression, local weighted 20": joint_regression(
-            train_features, y_train, features, y, 20.0
+            train_features, y_train, features, y, scaler, 20.0
         ),
         f"{NEIGHBOURS} nearest local images": neighbour_blend(
             logits, features, y, scaler
